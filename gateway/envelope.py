@@ -1,0 +1,35 @@
+"""The Envelope: what a connector hands to ingest.
+
+A connector speaks one protocol and turns what arrives into an Envelope; it does no mapping.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+JSONTree = Any
+"""A decoded payload: dicts, lists, str, int, float, bool, None (never bytes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One unit of input from a source.
+
+    ``payload`` is the decoded tree (one record, a page of records, or a file's rows).
+    ``meta`` carries where it came from, for mappings (``meta:`` sources) and for locations:
+    e.g. ``topic``, ``file``, ``operation``, ``ticket``, and connector-configured values such as
+    ``admin_division_code``. ``location`` is the base of error locations: for a JSON payload a
+    JSON path root (``$``), for a file its name. ``raw`` keeps the bytes or text as received, for the
+    rejections ledger (``None`` when ``payload`` is the original form).
+    """
+
+    connector: str
+    payload: JSONTree
+    received_at: datetime
+    department: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    raw: bytes | str | None = None
+    envelope_id: str = field(default_factory=lambda: str(uuid.uuid4()))
