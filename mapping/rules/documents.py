@@ -1,0 +1,64 @@
+"""Identifier checks shared by the rules (CPT-001/002, CRD-004, CMP-008/009, SOB-001/002, INS-006, SIT-001).
+
+Only error findings of ``check_identifier`` break a rule: warnings such as IDENTIFIER_LEGACY
+(a 15-digit RIC) or IDENTIFIER_UNKNOWN let the number pass, as the statements require.
+Identifier details are never copied into a violation: they may quote parts of a personal number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mapping.identifiers import check_identifier
+from mapping.rules.facts import field_label, id_type_validation
+from mapping.rules.violation import HOLDS, Result, Violation
+
+_NAMES_EN = {"uscc": "USCC", "ric": "resident ID card number"}
+_NAMES_ZH = {"uscc": "统一社会信用代码", "ric": "居民身份证号码"}
+
+
+def identifier_errors(id_type: str, value: str) -> tuple[str, ...]:
+    """The error codes (IDENTIFIER_FORMAT, IDENTIFIER_CHECKSUM) of a value; empty when it passes."""
+    return tuple(f.code for f in check_identifier(id_type, value) if f.severity == "error")
+
+
+def validates_as(id_doc_type: Any) -> str | None:
+    """The identifier type an id_type code's number must satisfy (uscc, ric), if any."""
+    return id_type_validation().get(id_doc_type) if isinstance(id_doc_type, str) else None
+
+
+def invalid_number(kind: str, field: str, id_type: str, codes: tuple[str, ...]) -> Violation:
+    """A violation saying ``field`` is not a valid identifier of ``id_type`` (codes only, no value)."""
+    why = "/".join(codes)
+    return Violation(
+        field,
+        f"{field} is not a valid {_NAMES_EN.get(id_type, id_type)} ({why})",
+        f"{field_label(kind, field)}不是有效的{_NAMES_ZH.get(id_type, id_type)}（{why}）",
+    )
+
+
+def check_document(
+    record: Mapping[str, Any], kind: str, type_field: str, number_field: str, checked_as: frozenset[str]
+) -> Violation | None:
+    """Check ``number_field`` when ``type_field`` holds a code validated as one of ``checked_as``."""
+    id_type = validates_as(record.get(type_field))
+    number = record.get(number_field)
+    if id_type is None or id_type not in checked_as or not isinstance(number, str) or not number:
+        return None
+    codes = identifier_errors(id_type, number)
+    return invalid_number(kind, number_field, id_type, codes) if codes else None
+
+
+def impl_code_matches_org(record: Mapping[str, Any]) -> Result:
+    """Rule INS-006 / SIT-001: check_impl_code positions 1-18 equal implementing_org_uscc."""
+    code, org = record.get("check_impl_code"), record.get("implementing_org_uscc")
+    if not code or not org or code[:18] == org:
+        return HOLDS
+    return (
+        Violation(
+            "check_impl_code",
+            "check_impl_code positions 1-18 differ from implementing_org_uscc",
+            "检查实施清单编码第1-18位与实施机构统一社会信用代码不一致",
+        ),
+    )
