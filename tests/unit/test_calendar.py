@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from gateway.calendar import WorkingCalendar
+from mapping.calendar import WorkingCalendar
 from gateway.errors import ConfigError
 
 
