@@ -1,0 +1,58 @@
+"""The engine for the 前置库: PostgreSQL via psycopg 3, or a SQLite file in the embedded run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.pool import StaticPool
+
+from gateway.errors import ConfigError
+
+# The 前置库 cuts idle connections after 30 min.
+POOL_RECYCLE_S = 1_500
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def create_target_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True, pool_recycle=POOL_RECYCLE_S, json_serializer=_dumps)
+    if backend != "sqlite":
+        raise ConfigError(f"adapters.data_centre.url: unsupported database {backend!r}")
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:")
+    if not in_memory:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
+    engine = create_engine(parsed, connect_args={"check_same_thread": False}, json_serializer=_dumps, **extra)
+    _sqlite_transactions(engine)
+    return engine
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """WAL and a busy timeout; SQLAlchemy emits BEGIN itself so that savepoints work."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")

@@ -1,0 +1,102 @@
+"""Engines for the gateway's stores: SQLite (embedded, WAL) or PostgreSQL (psycopg 3), same code.
+
+SQLite needs two fixes to behave like a database with real transactions: pysqlite's own
+transaction handling is switched off and SQLAlchemy emits ``BEGIN`` itself (otherwise SELECTs run
+outside the transaction and savepoints do not work), and the connection may be used from worker
+threads because the runtime calls the stores through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import StaticPool
+
+from gateway.errors import ConfigError, StoreUnavailable
+from gateway.stores.schema import metadata
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Providers cut idle connections (the 前置库 after 30 min); recycle well before that.
+POOL_RECYCLE_S = 1_500
+
+
+def dumps_json(value: Any) -> str:
+    """JSON for JSON columns: orjson is several times faster than json; str() for Decimal and the like."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def loads_json(text: str | bytes) -> Any:
+    return orjson.loads(text)
+
+
+def create_engine_for(url: str) -> Engine:
+    """An Engine for a store URL: ``sqlite:///path/file.db`` or ``postgresql://...`` (psycopg 3)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed)
+    if backend == "postgresql":
+        return _postgresql_engine(parsed)
+    raise ConfigError(f"stores.url: unsupported database {backend!r} (use sqlite or postgresql)")
+
+
+def _postgresql_engine(url: URL) -> Engine:
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return create_engine(url, pool_pre_ping=True, pool_recycle=POOL_RECYCLE_S,
+                         json_serializer=dumps_json, json_deserializer=loads_json)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    if not in_memory:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
+    engine = create_engine(url, connect_args={"check_same_thread": False},
+                           json_serializer=dumps_json, json_deserializer=loads_json, **extra)
+    install_sqlite_pragmas(engine)
+    return engine
+
+
+def install_sqlite_pragmas(engine: Engine) -> None:
+    """WAL, synchronous=NORMAL, foreign keys, busy timeout, and SQLAlchemy-managed BEGIN."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def init_schema(engine: Engine) -> None:
+    """Create the stores' tables that do not exist yet (Alembic takes over migrations later)."""
+    with translate_errors("creating the store tables"):
+        metadata.create_all(engine)
+
+
+@contextmanager
+def translate_errors(action: str) -> Iterator[None]:
+    """Turn a database failure into ``StoreUnavailable``: the caller must not acknowledge anything."""
+    try:
+        yield
+    except DBAPIError as exc:
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+        raise StoreUnavailable(f"store unavailable while {action}: {reason}") from exc

@@ -1,0 +1,106 @@
+"""Accepted records: duplicate detection and the history that cross-record rules read.
+
+Lookups go through ``business_key_hash`` (see ``gateway.stores.keys``): the plain key is stored only
+for kinds whose key holds no personal information. The record itself is kept as JSON; encrypting
+its PII fields at rest is a later step of the stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from gateway.errors import ConfigError
+from gateway.stores.db import translate_errors
+from gateway.stores.keys import BusinessKey, key_hash, plain_key
+from gateway.stores.schema import accepted_records
+
+__all__ = ["AcceptedRecords", "AcceptedRow", "insert_ignoring_conflicts", "key_hash"]
+
+INSPECTION = "inspection"
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedRow:
+    record_id: str
+    kind: str
+    business_key: BusinessKey
+    record: Mapping[str, Any]
+    connector: str
+    accepted_at: datetime
+    department: str | None = None
+    source_record_id: str | None = None
+
+
+def insert_ignoring_conflicts(conn: Connection, table: Any, index_elements: Sequence[str]) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING: a re-sent batch after a lost acknowledgement is a no-op."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+    if name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+    raise ConfigError(f"stores.url: unsupported database {name!r}")
+
+
+def insert_accepted(conn: Connection, rows: Sequence[AcceptedRow], secret: bytes | None) -> None:
+    if not rows:
+        return
+    conn.execute(insert_ignoring_conflicts(conn, accepted_records, ["record_id"]), [
+        {"record_id": r.record_id, "kind": r.kind,
+         "business_key_hash": key_hash(r.kind, r.business_key, secret),
+         "business_key": plain_key(r.kind, r.business_key), "operation": str(r.record.get("operation", "i")),
+         "source_record_id": r.source_record_id, "department": r.department, "connector": r.connector,
+         "record": dict(r.record), "accepted_at": r.accepted_at}
+        for r in rows
+    ])
+
+
+class AcceptedRecords:
+    """Implements ``mapping.rules.RecordHistory`` (and ``AcceptedValues``) over the store."""
+
+    def __init__(self, engine: Engine, *, key_secret: bytes | None = None) -> None:
+        self._engine = engine
+        self._secret = key_secret
+
+    def add(self, rows: Sequence[AcceptedRow]) -> None:
+        with translate_errors("recording accepted records"), self._engine.begin() as conn:
+            insert_accepted(conn, rows, self._secret)
+
+    def is_duplicate(self, record_id: str) -> bool:
+        stmt = select(accepted_records.c.record_id).where(accepted_records.c.record_id == record_id)
+        with translate_errors("checking a duplicate"), self._engine.connect() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def latest_for_key(self, kind: str, business_key_hash: str) -> str | None:
+        """The record_id of the latest accepted version of a business key."""
+        latest = self._latest(kind, business_key_hash)
+        return None if latest is None else str(latest["record_id"])
+
+    def has_accepted(self, kind: str, business_key: tuple[str, ...]) -> bool:
+        """True when the latest accepted version of the key exists and is not a deletion."""
+        latest = self._latest(kind, key_hash(kind, business_key, self._secret))
+        return latest is not None and latest["operation"] != "d"
+
+    def has_inspection(self, implementing_org_uscc: str, check_action_no: str) -> bool:
+        return self.has_accepted(INSPECTION, (implementing_org_uscc, check_action_no))
+
+    def accepted_value(self, kind: str, business_key: tuple[str, ...], field: str) -> Any:
+        """One field of the latest accepted version of the key (None when absent or deleted)."""
+        latest = self._latest(kind, key_hash(kind, business_key, self._secret), with_record=True)
+        if latest is None or latest["operation"] == "d":
+            return None
+        return latest["record"].get(field)
+
+    def _latest(self, kind: str, hashed: str, *, with_record: bool = False) -> Any:
+        t = accepted_records
+        columns = [t.c.record_id, t.c.operation, *([t.c.record] if with_record else [])]
+        stmt = (select(*columns).where(t.c.kind == kind, t.c.business_key_hash == hashed)
+                .order_by(t.c.accepted_at.desc(), t.c.record_id.desc()).limit(1))
+        with translate_errors("reading accepted records"), self._engine.connect() as conn:
+            return conn.execute(stmt).mappings().first()

@@ -1,0 +1,159 @@
+"""The stores and the data-centre adapter against the real PostgreSQL (127.0.0.1:5432, database test).
+
+Each test gets a schema of its own (dropped afterwards) and runs the same scenarios as the SQLite
+unit tests, imported from them; plus what only PostgreSQL has: ddl.sql loaded beside our tables and
+compared column by column, samples/rows.sql inserted into our tables, the append-only trigger.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+from adapters.data_centre import DataCentreAdapter, DataCentreConfig, exchange_tables
+from gateway.stores import SqlBatchSequence, create_engine_for, init_schema
+from tests.unit.test_data_centre import (  # noqa: F401  (fixtures and tests run here on PostgreSQL)
+    DDL,
+    NOW,
+    ROWS,
+    Clock,
+    adapter,
+    clock,
+    penalty,
+    rows_of,
+    test_a_deletion_row_carries_only_common_and_key_fields,
+    test_an_injected_sequence_numbers_the_batches,
+    test_bad_rows_are_rejected_and_the_rest_written,
+    test_cd_batch_sequence_per_day,
+    test_configured_codes_make_cd_source,
+    test_one_row_per_kind_from_the_valid_records,
+    test_same_record_twice_is_one_row,
+    test_sample_rows_are_written_as_in_the_samples,
+    test_unavailable_target_or_sequence_means_retry,
+)
+from tests.unit.test_stores import (  # noqa: F401
+    test_a_deleted_record_is_no_longer_accepted,
+    test_a_failure_mid_write_leaves_nothing_behind,
+    test_a_new_rejection_supersedes_the_open_one_and_keeps_its_due_date,
+    test_accepted_records_answer_duplicates_and_history,
+    test_batch_sequence_per_target_and_day,
+    test_due_date_counts_from_the_shanghai_date,
+    test_due_date_on_the_friday_before_national_day_is_after_the_holiday,
+    test_ingest_batch_is_written_together_and_idempotently,
+    test_journey_of_a_record_in_order,
+    test_list_filters_by_department_status_and_due_date,
+    test_outbox_claim_lease_and_outcomes,
+    test_outbox_claims_do_not_overlap,
+    test_pii_keys_are_stored_only_as_hashes,
+    test_raw_bytes_are_kept_as_base64,
+    test_rejection_is_resolved_by_a_later_accepted_record_with_the_same_key,
+    test_resolve_by_business_key_hash,
+)
+
+pytestmark = pytest.mark.integration
+
+SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _execute(sql: str) -> None:
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        conn.execute(sql.encode())  # bytes: several statements, no parameters
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    name = f"sgw_test_{uuid.uuid4().hex[:12]}"
+    _execute(f"CREATE SCHEMA {name}")
+    yield name
+    _execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def _url(schema: str) -> str:
+    return f"{SERVER}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def engine(schema: str) -> Iterator[Engine]:
+    engine = create_engine_for(_url(schema))
+    init_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def target_url(schema: str) -> str:
+    return _url(schema)
+
+
+@pytest.fixture
+def target(target_url: str) -> Iterator[Engine]:
+    engine = create_engine_for(target_url)
+    yield engine
+    engine.dispose()
+
+
+_COLUMNS = """SELECT table_name, column_name, ordinal_position, data_type, character_maximum_length,
+                     numeric_precision, numeric_scale, datetime_precision, is_nullable
+              FROM information_schema.columns WHERE table_schema = %s ORDER BY table_name, ordinal_position"""
+_NAMES = """SELECT tablename, indexname FROM pg_indexes WHERE schemaname = %s
+            UNION SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT t.tgisinternal
+            UNION SELECT table_name, constraint_name FROM information_schema.table_constraints
+                  WHERE table_schema = %s AND constraint_type IN ('PRIMARY KEY', 'CHECK')
+                  AND constraint_name NOT LIKE '%%not_null'"""
+
+
+def _catalog(schema: str) -> tuple[list[tuple[Any, ...]], set[tuple[Any, ...]]]:
+    with psycopg.connect(SERVER) as conn:
+        columns = conn.execute(_COLUMNS, (schema,)).fetchall()
+        names = set(conn.execute(_NAMES, (schema, schema, schema)).fetchall())
+    return columns, names
+
+
+def test_our_tables_match_ddl_sql_in_postgresql(schema: str) -> None:
+    reference = f"{schema}_ref"
+    _execute(DDL.read_text(encoding="utf-8").replace("qzk", reference))
+    try:
+        engine = create_engine_for(SERVER)
+        exchange_tables(schema).metadata.create_all(engine)
+        engine.dispose()
+        ours_columns, ours_names = _catalog(schema)
+        ref_columns, ref_names = _catalog(reference)
+    finally:
+        _execute(f"DROP SCHEMA {reference} CASCADE")
+    ours_columns = [c for c in ours_columns if c[0] != "cd_batch_sequences"]
+    assert len(ref_columns) > 400
+    assert ours_columns == ref_columns
+    assert {n for n in ours_names if n[0] != "cd_batch_sequences"} == ref_names
+
+
+def test_sample_rows_sql_loads_into_our_tables_and_they_are_append_only(schema: str, target: Engine) -> None:
+    exchange_tables().metadata.create_all(target)
+    rows_sql = ROWS.read_text(encoding="utf-8")
+    _execute(rows_sql.replace("SET search_path TO qzk;", f"SET search_path TO {schema};"))
+    assert [r["cd_operation"] for r in rows_of(target, "penalty")] == ["i", "i", "u", "d"]
+    with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+        _execute(f"UPDATE {schema}.ex_penalty SET cd_operation = 'u'")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        _execute(f"INSERT INTO {schema}.ex_feedback (cd_id, table_name, status) "
+                 "VALUES ('x', 'ex_penalty', 'rejected')")  # a rejection needs its error code
+
+
+async def test_the_gateway_sequence_numbers_the_batches_in_production(target_url: str, engine: Engine,
+                                                                     target: Engine) -> None:
+    exchange_tables().metadata.create_all(target)  # the 前置库 exists; the adapter creates nothing
+    sequence = SqlBatchSequence(engine)
+    assert sequence.next_value("data_centre", date(2025, 6, 20)) == 1
+    production = DataCentreAdapter(DataCentreConfig(url=SecretStr(target_url)), sequence=sequence,
+                                   clock=Clock(NOW))
+    await production.deliver([penalty()])
+    await production.close()
+    assert rows_of(target, "penalty")[0]["cd_batch"] == "2025062000002"
+    assert rows_of(target, "penalty")[0]["cd_time"] == datetime(2025, 6, 20, 18, 5, 2)

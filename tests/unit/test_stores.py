@@ -1,0 +1,332 @@
+"""The gateway's stores on SQLite; tests/integration/test_stores_postgres.py runs the same on PostgreSQL.
+
+Every test takes the ``engine`` fixture (an initialised, empty store) so that the PostgreSQL module
+can import these tests and give them its own engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import chinese_calendar
+import pytest
+from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy.exc import OperationalError
+
+from gateway.errors import ConfigError, StoreUnavailable
+from gateway.stores import (
+    AcceptedRecords,
+    AcceptedRow,
+    IngestWriter,
+    JourneyLog,
+    JourneyRow,
+    OutboxRow,
+    RejectedRow,
+    RejectionsLedger,
+    SqlBatchSequence,
+    SqlOutbox,
+    create_engine_for,
+    init_schema,
+    key_hash,
+    pii_key_kinds,
+)
+from gateway.stores.schema import accepted_records, journeys, outbox, rejections
+from mapping.findings import Finding
+
+T0 = datetime(2025, 9, 26, 10, 0, tzinfo=UTC)  # Friday before the 2025 National Day holiday
+PENALTY_KEY = ("11330106002500121C", "杭西市监罚〔2025〕118号")
+INSPECTION_KEY = ("11330106002500121C", "JC330106202506100031")
+ERROR = Finding("REQUIRED", "decided_at", "decided_at is required", "作出处罚决定日期必填")
+
+
+class OfficialCalendar:
+    """The State Council calendar through chinese_calendar (stands in for gateway.calendar)."""
+
+    def add_working_days(self, start: date, days: int) -> date:
+        current = start
+        while days > 0:
+            current += timedelta(days=1)
+            days -= chinese_calendar.is_workday(current)
+        return current
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = create_engine_for(f"sqlite:///{tmp_path}/nested/dir/gateway.db")
+    init_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+def rejected(key: tuple[str, ...] | None = PENALTY_KEY, *, at: datetime = T0, record_id: str = "r-bad",
+             kind: str = "penalty", department: str = "xihu-scj", raw: Any = None) -> RejectedRow:
+    return RejectedRow(kind=kind, connector="batch-xihu", rejected_at=at, errors=[ERROR],
+                       business_key=key, department=department, source_record_id="CF-118",
+                       record_id=record_id, raw_payload=raw if raw is not None else {"CF_WSH": "118"},
+                       location="row 2, column CF_JDRQ")
+
+
+def accepted(record_id: str, key: tuple[str, ...] = PENALTY_KEY, *, kind: str = "penalty",
+             operation: str = "i", at: datetime = T0, fine: str = "5000.00") -> AcceptedRow:
+    record = {"record_kind": kind, "record_id": record_id, "operation": operation, "fine_amount_yuan": fine}
+    return AcceptedRow(record_id=record_id, kind=kind, business_key=key, record=record,
+                       connector="batch-xihu", accepted_at=at, department="xihu-scj",
+                       source_record_id="CF-118")
+
+
+def queued(record_id: str, adapter: str = "data_centre", at: datetime = T0) -> OutboxRow:
+    return OutboxRow(adapter=adapter, record_id=record_id, kind="penalty", payload={"record_id": record_id},
+                     enqueued_at=at, department="xihu-scj", business_key=PENALTY_KEY)
+
+
+def count(engine: Engine, table: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+# --- engine -------------------------------------------------------------------------------------
+
+def test_sqlite_engine_creates_the_folder_and_sets_its_pragmas(tmp_path: Path) -> None:
+    engine = create_engine_for(f"sqlite:///{tmp_path}/a/b/store.db")
+    with engine.connect() as conn:
+        pragmas = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                   for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
+    engine.dispose()
+    assert (tmp_path / "a" / "b" / "store.db").exists()
+    assert pragmas == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 10_000}
+
+
+def test_unsupported_database_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unsupported database"):
+        create_engine_for("mysql://localhost/x")
+
+
+def test_postgresql_urls_use_psycopg_3() -> None:
+    engine = create_engine_for("postgresql://user@127.0.0.1:1/none")
+    assert engine.dialect.driver == "psycopg"
+
+
+# --- rejections ---------------------------------------------------------------------------------
+
+def test_due_date_on_the_friday_before_national_day_is_after_the_holiday(engine: Engine) -> None:
+    ledger = RejectionsLedger(engine, OfficialCalendar())
+    rejection = ledger.get(ledger.add(rejected()))
+    assert rejection is not None
+    # 9-28 (adjusted Sunday), 9-29, 9-30, then 10-1..10-8 off, 10-9, 10-10.
+    assert rejection.due_on == date(2025, 10, 10)
+    assert rejection.status == "open"
+    assert rejection.rejected_at == T0
+    assert rejection.errors[0]["code"] == "REQUIRED" and rejection.errors[0]["message_zh"]
+    assert rejection.raw_payload == {"CF_WSH": "118"}
+
+
+def test_due_date_with_the_gateway_calendar(engine: Engine) -> None:
+    from mapping.calendar import WorkingCalendar
+
+    rejection = RejectionsLedger(engine, WorkingCalendar()).get(
+        RejectionsLedger(engine, WorkingCalendar()).add(rejected()))
+    assert rejection is not None and rejection.due_on == date(2025, 10, 10)
+
+
+def test_due_date_counts_from_the_shanghai_date(engine: Engine) -> None:
+    ledger = RejectionsLedger(engine, OfficialCalendar())
+    late_thursday_utc = datetime(2025, 9, 25, 17, 0, tzinfo=UTC)  # Friday 01:00 in Shanghai
+    rejection = ledger.get(ledger.add(rejected(at=late_thursday_utc)))
+    assert rejection is not None and rejection.due_on == date(2025, 10, 10)
+
+
+def test_list_filters_by_department_status_and_due_date(engine: Engine) -> None:
+    ledger = RejectionsLedger(engine, OfficialCalendar())
+    ledger.add(rejected(("A", "1"), department="d1"))
+    ledger.add(rejected(("A", "2"), department="d2", at=T0 + timedelta(days=30)))
+    ledger.add(rejected(("A", "3"), department="d1", at=T0 + timedelta(days=7)))  # due 10-14
+    assert [r.business_key for r in ledger.list(department="d1")] == ['["A","3"]', '["A","1"]']
+    assert [r.business_key for r in ledger.list(due_before=date(2025, 10, 11))] == ['["A","1"]']
+    assert len(ledger.list(status="open", limit=2)) == 2
+    assert [r.business_key for r in ledger.list(limit=1, offset=2)] == ['["A","1"]']
+    assert ledger.count(department="d1") == 2
+    assert ledger.list(status="resolved") == []
+
+
+def test_rejection_is_resolved_by_a_later_accepted_record_with_the_same_key(engine: Engine) -> None:
+    ledger = RejectionsLedger(engine, OfficialCalendar())
+    writer = IngestWriter(engine, OfficialCalendar())
+    writer.write([], [rejected()], [], [])
+    other = ledger.add(rejected(("OTHER", "KEY")))
+    fixed_at = T0 + timedelta(days=2)
+    writer.write([accepted("r-fixed", at=fixed_at)], [], [], [])
+    first = ledger.list(status="resolved")
+    assert [(r.resolved_by_record_id, r.resolved_at) for r in first] == [("r-fixed", fixed_at)]
+    still_open = ledger.get(other)
+    assert still_open is not None and still_open.status == "open"
+
+
+def test_resolve_by_business_key_hash(engine: Engine) -> None:
+    ledger = RejectionsLedger(engine, OfficialCalendar())
+    ledger.add(rejected())
+    assert ledger.resolve_by_business_key("penalty", key_hash("penalty", PENALTY_KEY), "r-2") == 1
+    assert ledger.resolve_by_business_key("penalty", key_hash("penalty", PENALTY_KEY), "r-3") == 0
+    assert ledger.count(status="resolved") == 1
+
+
+def test_a_new_rejection_supersedes_the_open_one_and_keeps_its_due_date(engine: Engine) -> None:
+    ledger = RejectionsLedger(engine, OfficialCalendar())
+    first = ledger.add(rejected(record_id="r-1"))
+    second = ledger.add(rejected(record_id="r-2", at=T0 + timedelta(days=14)))
+    old, new = ledger.get(first), ledger.get(second)
+    assert old is not None and new is not None
+    assert (old.status, old.resolved_by_record_id) == ("superseded", "r-2")
+    assert (new.status, new.due_on) == ("open", date(2025, 10, 10))
+
+
+def test_pii_keys_are_stored_only_as_hashes(engine: Engine) -> None:
+    assert "supervised_object" in pii_key_kinds() and "penalty" not in pii_key_kinds()
+    ledger = RejectionsLedger(engine, OfficialCalendar(), key_secret=b"k")
+    person = ("特定自然人", "330106199001011234")
+    found = ledger.get(ledger.add(rejected(person, kind="supervised_object")))
+    assert found is not None and found.business_key is None
+    assert found.business_key_hash == key_hash("supervised_object", person, b"k")
+    assert key_hash("supervised_object", person, b"k") != key_hash("supervised_object", person)
+    records = AcceptedRecords(engine, key_secret=b"k")
+    records.add([accepted("r-p", person, kind="supervised_object")])
+    with engine.connect() as conn:
+        stored = conn.execute(select(accepted_records.c.business_key)).scalar_one()
+    assert stored is None
+    assert records.has_accepted("supervised_object", person)
+
+
+def test_raw_bytes_are_kept_as_base64(engine: Engine) -> None:
+    ledger = RejectionsLedger(engine, OfficialCalendar())
+    found = ledger.get(ledger.add(rejected(raw=b"\xb2\xe2\xca\xd4")))
+    assert found is not None and found.raw_payload == {"encoding": "base64", "data": "suLK1A=="}
+
+
+# --- accepted records ---------------------------------------------------------------------------
+
+def test_accepted_records_answer_duplicates_and_history(engine: Engine) -> None:
+    records = AcceptedRecords(engine)
+    records.add([accepted("r-i"), accepted("r-insp", INSPECTION_KEY, kind="inspection")])
+    records.add([accepted("r-u", operation="u", at=T0 + timedelta(hours=1), fine="6000.00")])
+    assert records.is_duplicate("r-i") and not records.is_duplicate("r-x")
+    assert records.latest_for_key("penalty", key_hash("penalty", PENALTY_KEY)) == "r-u"
+    assert records.latest_for_key("penalty", key_hash("penalty", ("X", "Y"))) is None
+    assert records.has_accepted("penalty", PENALTY_KEY)
+    assert not records.has_accepted("coercion", PENALTY_KEY)
+    assert records.has_inspection(*INSPECTION_KEY)
+    assert not records.has_inspection(INSPECTION_KEY[0], "JC-NONE")
+    assert records.accepted_value("penalty", PENALTY_KEY, "fine_amount_yuan") == "6000.00"
+
+
+def test_a_deleted_record_is_no_longer_accepted(engine: Engine) -> None:
+    records = AcceptedRecords(engine)
+    records.add([accepted("r-i"), accepted("r-d", operation="d", at=T0 + timedelta(hours=1))])
+    assert not records.has_accepted("penalty", PENALTY_KEY)
+    assert records.accepted_value("penalty", PENALTY_KEY, "fine_amount_yuan") is None
+
+
+# --- the ingest transaction ---------------------------------------------------------------------
+
+def test_ingest_batch_is_written_together_and_idempotently(engine: Engine) -> None:
+    writer = IngestWriter(engine, OfficialCalendar())
+    batch = ([accepted("r-1")], [rejected(("B", "1"))],
+             [JourneyRow("r-1", "accepted", T0, envelope_id="env-1")], [queued("r-1")])
+    writer.write(*batch)
+    writer.write(batch[0], [], [], batch[3])  # the source re-sent it after a lost acknowledgement
+    assert [count(engine, t) for t in (accepted_records, rejections, journeys, outbox)] == [1, 1, 1, 1]
+
+
+def test_a_failure_mid_write_leaves_nothing_behind(engine: Engine) -> None:
+    writer = IngestWriter(engine, OfficialCalendar())
+    writer.write([], [rejected(record_id="r-old")], [], [])
+
+    def fail_on_outbox(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO OUTBOX"):
+            raise OperationalError(statement, parameters, Exception("disk I/O error"))
+
+    event.listen(engine, "before_cursor_execute", fail_on_outbox)
+    try:
+        with pytest.raises(StoreUnavailable):
+            writer.write([accepted("r-1")], [rejected(("B", "1"))], [JourneyRow("r-1", "queued", T0)],
+                         [queued("r-1")])
+    finally:
+        event.remove(engine, "before_cursor_execute", fail_on_outbox)
+    assert [count(engine, t) for t in (accepted_records, journeys, outbox)] == [0, 0, 0]
+    assert [r.status for r in RejectionsLedger(engine, OfficialCalendar()).list()] == ["open"]
+
+
+def test_database_failure_is_store_unavailable(tmp_path: Path) -> None:
+    engine = create_engine_for(f"sqlite:///{tmp_path}/empty.db")  # no schema: every write fails
+    with pytest.raises(StoreUnavailable, match="no such table"):
+        IngestWriter(engine, OfficialCalendar()).write([accepted("r-1")], [], [], [])
+    engine.dispose()
+
+
+# --- journeys -----------------------------------------------------------------------------------
+
+def test_journey_of_a_record_in_order(engine: Engine) -> None:
+    log = JourneyLog(engine)
+    log.append("r-1", "received", envelope_id="env-1", at=T0)
+    log.append_many([JourneyRow("r-1", "delivered", T0 + timedelta(seconds=2), target="data_centre",
+                                detail={"cd_batch": "2025092600001"}),
+                     JourneyRow("r-1", "queued", T0 + timedelta(seconds=1), target="data_centre"),
+                     JourneyRow("r-2", "received", T0)])
+    steps = log.for_record("r-1")
+    assert [s.event for s in steps] == ["received", "queued", "delivered"]
+    assert steps[2].detail == {"cd_batch": "2025092600001"} and steps[2].at == T0 + timedelta(seconds=2)
+    assert [s.record_id for s in log.for_envelope("env-1")] == ["r-1"]
+
+
+# --- outbox -------------------------------------------------------------------------------------
+
+def test_outbox_claim_lease_and_outcomes(engine: Engine) -> None:
+    box = SqlOutbox(engine, lease_s=60)
+    box.put_many([queued(f"r-{i}") for i in range(5)] + [queued("r-x", adapter="national")])
+    box.put_many([queued("r-0")])  # queued twice: still one item
+    assert box.depth("data_centre") == 5
+    first = box.claim("data_centre", 3, T0)
+    assert [i.record_id for i in first] == ["r-0", "r-1", "r-2"]
+    assert all(i.state == "inflight" and i.attempts == 1 for i in first)
+    assert first[0].payload == {"record_id": "r-0"} and first[0].department == "xihu-scj"
+    assert [i.record_id for i in box.claim("data_centre", 10, T0)] == ["r-3", "r-4"]
+    assert box.claim("data_centre", 10, T0 + timedelta(seconds=30)) == []
+    box.complete([first[0].id])
+    box.retry([first[1].id], T0 + timedelta(seconds=10), "HTTP 503")
+    box.dead([first[2].id], "HTTP 400")
+    assert box.depth("data_centre") == 3  # r-1 pending, r-3 and r-4 in flight
+    retried = box.claim("data_centre", 10, T0 + timedelta(seconds=10))
+    assert [(i.record_id, i.attempts, i.last_error) for i in retried] == [("r-1", 2, "HTTP 503")]
+    expired = box.claim("data_centre", 10, T0 + timedelta(seconds=61))  # the worker of r-3, r-4 died
+    assert [i.record_id for i in expired] == ["r-3", "r-4"]
+    dead = box.get(first[2].id)
+    assert dead is not None and (dead.state, dead.last_error) == ("dead", "HTTP 400")
+    box.redrive([first[2].id], T0 + timedelta(seconds=65))
+    again = box.claim("data_centre", 10, T0 + timedelta(seconds=65))
+    assert [(i.record_id, i.attempts) for i in again] == [("r-2", 1)]
+    assert [i.record_id for i in box.claim("national", 10, T0)] == ["r-x"]
+
+
+def test_outbox_claims_do_not_overlap(engine: Engine) -> None:
+    box = SqlOutbox(engine)
+    box.put_many([queued(f"r-{i:02}") for i in range(40)])
+    seen = [i.record_id for _ in range(5) for i in box.claim("data_centre", 10, T0)]
+    assert sorted(seen) == [f"r-{i:02}" for i in range(40)]
+
+
+# --- cd_batch sequences -------------------------------------------------------------------------
+
+def test_batch_sequence_per_target_and_day(engine: Engine) -> None:
+    sequence = SqlBatchSequence(engine)
+    day = date(2025, 6, 20)
+    assert [sequence.next_value("dc", day) for _ in range(3)] == [1, 2, 3]
+    assert sequence.next_value("dc", day + timedelta(days=1)) == 1
+    assert sequence.next_value("other", day) == 1
+    assert sequence.next_value("dc", day) == 4
+
+
+def test_schema_is_created_once_and_again_without_error(engine: Engine) -> None:
+    init_schema(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM outbox")).scalar_one() == 0
