@@ -1,74 +1,57 @@
-"""The few facts of standard 1.0 that rules need, read once from the packaged YAML files.
+"""The few facts of the standard that rules need, taken from the one standard model.
 
 Rules need business keys (COM-005/006), the ``holder`` and ``validates_as`` attributes of the
 ``id_type`` code table (CPT-*, CRD-004, SOB-*, CMP-009), the ``channels`` of complaint fields
-(CMP-006) and Chinese field labels for messages. Reading just these keeps the rules independent
-of the standard model; each loader runs once per process.
+(CMP-006) and Chinese field labels for messages. Each is derived once per process from
+``mapping.standard.load_standard`` (rules are written against standard 1.0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-from importlib import resources
-from typing import Any
 
-import yaml
+from mapping.standard import Standard, load_standard
 
-_PACKAGE = "mapping"
-_STANDARD_DIR = "standard/v1_0"
+RULES_STANDARD_VERSION = "1.0"
 
 
-def _load(name: str) -> Any:
-    text = resources.files(_PACKAGE).joinpath(f"{_STANDARD_DIR}/{name}").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
-
-
-@lru_cache(maxsize=1)
-def _standard() -> Mapping[str, Any]:
-    loaded: Mapping[str, Any] = _load("unified-standard.yaml")
-    return loaded
-
-
-@lru_cache(maxsize=1)
-def _id_type_codes() -> tuple[Mapping[str, Any], ...]:
-    tables: Mapping[str, Any] = _load("code-tables.yaml")["tables"]
-    return tuple(tables["id_type"]["codes"])
+def _standard() -> Standard:
+    return load_standard(RULES_STANDARD_VERSION)
 
 
 @lru_cache(maxsize=1)
 def id_type_holders() -> Mapping[str, str]:
     """id_type code -> holder (``natural_person`` or ``organisation``)."""
-    return {str(c["code"]): str(c["holder"]) for c in _id_type_codes() if "holder" in c}
+    codes = _standard().code_tables["id_type"].codes
+    return {code: entry.holder for code, entry in codes.items() if entry.holder}
 
 
 @lru_cache(maxsize=1)
 def id_type_validation() -> Mapping[str, str]:
     """id_type code -> identifier type its number must satisfy (``uscc``, ``ric``), where one is set."""
-    return {str(c["code"]): str(c["validates_as"]) for c in _id_type_codes() if "validates_as" in c}
+    codes = _standard().code_tables["id_type"].codes
+    return {code: entry.validates_as for code, entry in codes.items() if entry.validates_as}
 
 
 @lru_cache(maxsize=1)
 def business_keys() -> Mapping[str, tuple[str, ...]]:
-    kinds: Mapping[str, Any] = _standard()["kinds"]
-    return {name: tuple(spec["business_key"]) for name, spec in kinds.items()}
+    return {name: kind.business_key for name, kind in _standard().kinds.items()}
 
 
 @lru_cache(maxsize=1)
 def complaint_channels() -> Mapping[str, frozenset[str]]:
     """complaint field -> the channels it is meant for (only fields that have a ``channels`` list)."""
-    fields = _standard()["kinds"]["complaint"]["fields"]
-    return {f["name"]: frozenset(str(c) for c in f["channels"]) for f in fields if "channels" in f}
+    fields = _standard().kinds["complaint"].fields
+    return {name: frozenset(f.channels) for name, f in fields.items() if f.channels}
 
 
 @lru_cache(maxsize=1)
 def _labels() -> Mapping[tuple[str, str], str]:
     std = _standard()
-    common = {f["name"]: str(f["label_zh"]) for f in std["common"]["fields"]}
-    labels: dict[tuple[str, str], str] = {("common", name): label for name, label in common.items()}
-    for kind, spec in std["kinds"].items():
-        labels.update({(kind, name): label for name, label in common.items()})
-        labels.update({(kind, f["name"]): str(f["label_zh"]) for f in spec["fields"]})
+    labels: dict[tuple[str, str], str] = {("common", n): f.label_zh for n, f in std.common_fields.items()}
+    for kind_name, kind in std.kinds.items():
+        labels.update({(kind_name, n): f.label_zh for n, f in kind.fields.items()})
     return labels
 
 

@@ -1,0 +1,101 @@
+"""Business keys and deterministic record ids.
+
+``record_id`` is the UUIDv5 (lower-case 8-4-4-4-12) of one *version* of a record, under the fixed
+namespace ``RECORD_ID_NAMESPACE`` = uuid5(NAMESPACE_URL, "urn:sgw:record-id:v1"). Its name is the
+compact JSON array ``[record_kind, [business key parts...], sha256 hex of the canonical content]``
+(a JSON array, so a ``|`` inside a key part cannot make two keys collide).
+
+The canonical content is the record as mapped, without the fields the gateway fills on receipt
+(``record_id``, ``received_at``, ``connector``, ``standard_version``) and without absent values
+(null, "", []), serialised by orjson with sorted keys. So a re-sent identical copy (MQTT
+redelivery, poll overlap, a re-dropped file, another connector) gets the same id even though it
+arrived at another time, and any change of source data, ``submitted_at`` and ``operation``
+included, gives a new id. Changing this recipe changes every id: treat it as a stored format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from gateway.errors import MappingError
+from mapping.identifiers import normalise_identifier
+from mapping.standard import KindSpec
+
+RECORD_ID_NAMESPACE = uuid.UUID("e4a0bd7e-afc8-5752-8353-4d285202ff86")
+"""uuid5(NAMESPACE_URL, "urn:sgw:record-id:v1"); fixed forever."""
+_NAMESPACE_BYTES = RECORD_ID_NAMESPACE.bytes
+
+GATEWAY_FILLED_FIELDS: frozenset[str] = frozenset(
+    {"record_id", "received_at", "connector", "standard_version"}
+)
+"""Set by the gateway on receipt; they differ between copies of the same version, so not hashed."""
+
+
+def business_key(kind: KindSpec, record: Mapping[str, Any]) -> tuple[str, ...]:
+    """The canonical business key: identifiers NFKC/no whitespace/upper-case, strings trimmed.
+
+    An absent part is ``""`` (validation reports it as REQUIRED). The key may hold PII (a natural
+    person's ID number): stores must index it through a keyed hash, never in clear.
+    """
+    parts: list[str] = []
+    for name in kind.business_key:
+        value = record.get(name)
+        spec = kind.fields.get(name)
+        if isinstance(value, str):
+            parts.append(normalise_identifier(value) if spec and spec.identifier else value.strip())
+        elif value is None:
+            parts.append("")
+        elif isinstance(value, bool):
+            parts.append("true" if value else "false")
+        elif isinstance(value, int | Decimal):
+            parts.append(str(value))
+        else:
+            parts.append(_dumps(value).decode())
+    return tuple(parts)
+
+
+def canonical_content(record: Mapping[str, Any]) -> bytes:
+    """The bytes the content digest is computed over (see the module docstring)."""
+    content = dict(record)
+    if not all(content.values()):  # a C scan; the Python filter runs only when a value is falsy
+        content = {k: v for k, v in content.items() if v or not (v is None or v == "" or v == [])}
+    for name in GATEWAY_FILLED_FIELDS:
+        content.pop(name, None)
+    return _dumps(content)
+
+
+def content_digest(record: Mapping[str, Any]) -> str:
+    """sha256 hex of the canonical content: equal for identical versions."""
+    return hashlib.sha256(canonical_content(record)).hexdigest()
+
+
+def record_id(kind_name: str, business_key: tuple[str, ...], record: Mapping[str, Any]) -> str:
+    """The deterministic id of this version of the record."""
+    name = _dumps([kind_name, list(business_key), content_digest(record)])
+    # uuid.uuid5 by hand (same bytes, same result), a few microseconds cheaper per record.
+    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, tuple | frozenset | set):
+        return sorted(value, key=str) if not isinstance(value, tuple) else list(value)
+    raise TypeError(f"type {type(value).__name__} is not JSON")
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, default=_default, option=orjson.OPT_SORT_KEYS)
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        raise MappingError(f"record is not JSON-serialisable: {exc}") from exc
