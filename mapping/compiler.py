@@ -1,0 +1,229 @@
+"""A mapping spec compiled against the standard, ready to map payloads.
+
+Everything is checked and compiled once (paths to lookups, transforms to closures, conditions to
+predicates, reference tables read); ``CompiledMapping.map`` then only calls closures.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway.errors import ConfigError, MappingError
+from mapping.evaluators import Scope, compile_value
+from mapping.findings import Finding
+from mapping.list_values import Finalize, finalizer, typed
+from mapping.loader import SourceMap, read_spec
+from mapping.map_context import Evaluator, MapContext
+from mapping.paths import PathSyntaxError, compile_path
+from mapping.reference_tables import ReferenceTable, ReferenceTableError, read_reference
+from mapping.spec import ExampleSpec, MappingSpec, SpecProblems
+from mapping.transform_base import TransformContext
+from mapping.transform_codes import narrow_field_of
+
+if TYPE_CHECKING:
+    from mapping.standard import FieldSpec, KindSpec, Standard
+
+# (field name, ext key or None, evaluate, finalize: applied to values that are not text)
+_Plan = tuple[str, str | None, Evaluator, Finalize | None]
+
+
+@dataclass(slots=True)
+class MappedRecord:
+    record: dict[str, Any]            # standard fields (+ "ext"), without gateway-filled fields
+    provenance: dict[str, str]        # standard field -> source path inside the source record
+    findings: list[Finding]           # transform findings; location None
+    source_path: str                  # where the source record sits in the payload ("" = payload)
+    index: int                        # 0-based position among the payload's records
+    source: Any                       # the source record (sub-tree)
+
+
+class CompiledMapping:
+    """One mapping, compiled. ``map`` turns a decoded payload into mapped records."""
+
+    def __init__(self, spec: MappingSpec, spec_path: Path, plans: tuple[_Plan, ...],
+                 provenance: dict[str, str], records: Any, set_kind: bool,
+                 source_map: SourceMap | None = None) -> None:
+        self.name = spec.name
+        self.version = spec.version
+        self.standard_version = spec.standard_version
+        self.kind = spec.kind
+        self.source = spec.source
+        self.format = spec.format
+        self.description = spec.description
+        self.spec_path = spec_path
+        self.examples: tuple[ExampleSpec, ...] = tuple(spec.examples)
+        self.source_map = source_map
+        self._plans = plans
+        self._provenance = provenance
+        self._records = records       # CompiledPath | None
+        self._set_kind = set_kind
+
+    def __repr__(self) -> str:
+        return f"CompiledMapping({self.name!r} v{self.version}, kind={self.kind!r})"
+
+    def map(self, payload: Any, meta: Mapping[str, Any], *, records_inline: bool = False) -> list[MappedRecord]:
+        """Map every source record of the payload; raises MappingError if ``records`` is not a list.
+
+        ``records_inline``: the payload is already one source record or a list of them (push
+        ingest), so the ``records`` path, written for the source's own pages, is not applied.
+        """
+        sources = self._sources(payload, records_inline)
+        return [self._map_one(src, meta, where, i) for i, (src, where) in enumerate(sources)]
+
+    def _sources(self, payload: Any, records_inline: bool) -> list[tuple[Any, str]]:
+        if self._records is None or records_inline:
+            if type(payload) is list:
+                return [(item, f"[{i}]") for i, item in enumerate(payload)]
+            return [(payload, "")]
+        where = self._records.text
+        found = self._records.get(payload)
+        if type(found) is list:
+            return [(item, f"{where}[{i}]") for i, item in enumerate(found)]
+        if isinstance(found, dict):
+            return [(found, where)]
+        if found is None or (isinstance(found, str) and not found.strip()):
+            return []
+        raise MappingError(
+            f"mapping {self.name}: records path {where!r} holds {type(found).__name__}, not a list")
+
+    def _map_one(self, src: Any, meta: Mapping[str, Any], source_path: str, index: int) -> MappedRecord:
+        ctx = MapContext(meta)
+        record = ctx.record
+        if self._set_kind:
+            record["record_kind"] = self.kind
+        provenance = ctx.provenance = dict(self._provenance)
+        for name, ext_key, evaluate, finalize in self._plans:
+            ctx.field = name
+            value = evaluate(src, ctx)
+            if ctx.prov_override is not None:
+                provenance[name] = ctx.prov_override
+                ctx.prov_override = None
+            if value is None:
+                continue
+            if finalize is not None and type(value) is not str:
+                value = finalize(value)
+            if ext_key is None:
+                record[name] = value
+            else:
+                ext = record.get("ext")
+                if not isinstance(ext, dict):
+                    ext = record["ext"] = {}
+                ext[ext_key] = value
+        return MappedRecord(record, provenance, ctx.findings, source_path, index, src)
+
+
+def _copy_object(value: Any) -> Any:
+    return dict(value) if isinstance(value, dict) else value
+
+
+def _field_spec(name: str, kind: KindSpec, problems: SpecProblems) -> tuple[FieldSpec | None, bool]:
+    """The standard field a mapping key names; (None, True) for ext.NAME, (None, False) if invalid."""
+    loc = ("fields", name)
+    if name.startswith("ext."):
+        if not name[4:].strip():
+            problems.add(loc, "ext fields are named ext.NAME")
+            return None, False
+        return None, True
+    spec = kind.fields.get(name)
+    if spec is None:
+        hint = difflib.get_close_matches(name, kind.fields, n=1)
+        problems.add(loc, f"unknown field {name!r} of kind {kind.name}"
+                     + (f" (did you mean {hint[0]!r}?)" if hint else "; local fields go in ext.NAME"))
+        return None, False
+    if spec.filled_by == "gateway":
+        problems.add(loc, f"{name} is filled by the gateway and cannot be mapped")
+        return None, False
+    return spec, True
+
+
+def _references(spec: MappingSpec, folder: Path, problems: SpecProblems) -> dict[str, ReferenceTable | None]:
+    tables: dict[str, ReferenceTable | None] = {}
+    for name, ref in spec.references.items():
+        try:
+            tables[name] = read_reference(folder / ref.file, ref.key)
+        except ReferenceTableError as exc:
+            problems.add(("references", name), str(exc))
+            tables[name] = None
+    return tables
+
+
+def _needs_narrowing(spec: FieldSpec | None, standard: Standard, kind: str) -> bool:
+    if spec is None or spec.type != "list[string]" or not spec.code_table:
+        return False
+    table = standard.code_tables.get(spec.code_table)
+    return table is not None and narrow_field_of(table, kind) is not None
+
+
+def _plans(spec: MappingSpec, kind: KindSpec, standard: Standard, refs: Mapping[str, ReferenceTable | None],
+           problems: SpecProblems) -> tuple[tuple[_Plan, ...], dict[str, str]]:
+    plans: list[_Plan] = []
+    later: list[_Plan] = []           # list lookups narrowed by another field run after it
+    provenance: dict[str, str] = {}
+    for name, value_spec in spec.fields.items():
+        field_spec, ok = _field_spec(name, kind, problems)
+        if not ok:
+            continue
+        tctx = TransformContext(name, field_spec, standard, spec.kind, tuple(spec.schemes))
+        compiled = compile_value(value_spec, Scope(tctx, refs, problems), ("fields", name))
+        if compiled.provenance is not None:
+            provenance[name] = compiled.provenance
+        finalize = _copy_object if name == "ext" else finalizer(field_spec)
+        ext_key = name[4:] if name.startswith("ext.") else None
+        plan = (name, ext_key, typed(compiled.evaluate, field_spec), finalize)
+        (later if _needs_narrowing(field_spec, standard, spec.kind) else plans).append(plan)
+    return tuple(plans + later), provenance
+
+
+def _check_header(spec: MappingSpec, standard: Standard, problems: SpecProblems) -> KindSpec | None:
+    if standard.version != spec.standard_version:
+        problems.add(("standard_version",), f"VERSION_UNSUPPORTED: the standard given is {standard.version}")
+    kind = standard.kinds.get(spec.kind)
+    if kind is None:
+        hint = difflib.get_close_matches(spec.kind, standard.kinds, n=1)
+        problems.add(("kind",), f"unknown kind {spec.kind!r}"
+                     + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    return kind
+
+
+def compile_mapping(spec: MappingSpec, *, path: Path, standard: Standard,
+                    source_map: SourceMap | None = None) -> CompiledMapping:
+    """Check and compile a spec; raises ConfigError listing every problem (with lines if a map is given)."""
+    problems = SpecProblems()
+    kind = _check_header(spec, standard, problems)
+    records = None
+    if spec.records is not None:
+        try:
+            records = compile_path(spec.records)
+        except PathSyntaxError as exc:
+            problems.add(("records",), str(exc))
+    seen: set[str] = set()
+    for i, example in enumerate(spec.examples):
+        if example.name in seen:
+            problems.add(("examples", i, "name"), f"another example is named {example.name!r}")
+        seen.add(example.name)
+        if example.payload_file is not None and not (path.parent / example.payload_file).is_file():
+            problems.add(("examples", i, "payload_file"), f"no such file: {example.payload_file}")
+    refs = _references(spec, path.parent, problems)
+    plans, provenance = _plans(spec, kind, standard, refs, problems) if kind is not None else ((), {})
+    if problems:
+        where = source_map or SourceMap(path)
+        raise ConfigError([where.format(loc, message) for loc, message in problems.items])
+    return CompiledMapping(spec, path, plans, provenance, records, "record_kind" not in spec.fields,
+                           source_map)
+
+
+def load_mapping(path: Path, *, standard: Standard | None = None) -> CompiledMapping:
+    """Read, check and compile one mapping file (standard: the version the file declares)."""
+    spec, source_map = read_spec(path)
+    if standard is None:
+        from mapping.standard import load_standard
+
+        try:
+            standard = load_standard(spec.standard_version)
+        except ConfigError as exc:
+            raise ConfigError(source_map.format(("standard_version",), "; ".join(exc.problems))) from exc
+    return compile_mapping(spec, path=path, standard=standard, source_map=source_map)

@@ -1,0 +1,142 @@
+"""Code transforms: ``map`` (a table local to the mapping) and ``lookup`` (a standard code table)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from mapping.findings import Severity
+from mapping.map_context import MapContext, TransformFailure, as_text, clean, quote, quote_zh
+from mapping.spec import SpecProblem
+from mapping.transform_base import CompiledTransform, TransformContext
+
+if TYPE_CHECKING:
+    from mapping.codes import CodeTable
+
+
+def _text_key(key: Any) -> str:
+    if isinstance(key, str | int | float | bool):
+        return as_text(key).strip()
+    raise SpecProblem(f"keys must be text or numbers, got {key!r}")
+
+
+def map_factory(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> CompiledTransform:
+    if not isinstance(arg, dict) or not arg:
+        raise SpecProblem("'map' needs a table {source value: output}")
+    otherwise = extra.get("else")
+    if otherwise not in (None, "keep", "absent"):
+        raise SpecProblem("'map': 'else' is 'keep' (pass unmapped values through) or 'absent' (drop them)")
+    table = {_text_key(k): v for k, v in arg.items()}
+    pii = tctx.pii
+
+    def one(value: Any) -> Any:
+        out = table.get(as_text(value), _MISSING)
+        if out is not _MISSING:
+            return out
+        if otherwise is not None:
+            return value if otherwise == "keep" else None
+        raise TransformFailure(
+            "CODE_UNKNOWN",
+            f"value {quote(value, pii)} is not in the mapping's table",
+            f"取值{quote_zh(value, pii)}不在映射表中",
+        )
+
+    def apply(value: Any, ctx: MapContext) -> Any:
+        if type(value) is list:
+            return clean([one(v) for v in value])
+        return clean(one(value))
+
+    return CompiledTransform("map", apply)
+
+
+_MISSING = object()
+
+
+def _lookup_options(arg: Any, tctx: TransformContext) -> tuple[str, dict[str, str], tuple[str, ...]]:
+    field_table = tctx.spec.code_table if tctx.spec is not None else None
+    if arg is None or isinstance(arg, str):
+        options: dict[str, Any] = {"table": arg}
+    elif isinstance(arg, dict):
+        options = dict(arg)
+    else:
+        raise SpecProblem("'lookup' takes a table name or {table, aliases, scheme}")
+    unknown = set(options) - {"table", "aliases", "scheme", "schemes"}
+    if unknown:
+        raise SpecProblem(f"'lookup' has no option {', '.join(sorted(unknown))}")
+    name = options.get("table") or field_table
+    if not isinstance(name, str):
+        raise SpecProblem("'lookup' needs a table: the field has no code_table")
+    aliases = options.get("aliases") or {}
+    if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+        raise SpecProblem("'lookup': aliases map source values to codes (text)")
+    scheme = options.get("scheme")
+    schemes = options.get("schemes", [scheme] if scheme else list(tctx.schemes))
+    if not isinstance(schemes, list) or not all(isinstance(s, str) for s in schemes):
+        raise SpecProblem("'lookup': scheme is a name, schemes a list of names")
+    return name, {_text_key(k): v for k, v in aliases.items()}, tuple(schemes)
+
+
+def lookup_factory(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> CompiledTransform:
+    name, aliases, schemes = _lookup_options(arg, tctx)
+    table = tctx.standard.code_tables.get(name)
+    if table is None:
+        raise SpecProblem(f"unknown code table {name!r}")
+    not_codes = sorted(table.unknown_alias_targets(aliases))
+    if not_codes:
+        raise SpecProblem(f"'lookup': alias targets {', '.join(not_codes)} are not codes of table {name!r}")
+    spec = tctx.spec
+    severity: Severity = "warning" if spec is not None and spec.code_table_mode == "open" else "error"
+    as_list = spec is not None and spec.type == "list[string]" and not tctx.element
+    narrow_field = narrow_field_of(table, tctx.kind) if as_list else None
+    unknown = _unknown_reporter(table, severity, tctx.pii)
+    extra_aliases = aliases or None
+
+    def one(value: Any) -> str:
+        code = table.resolve(as_text(value).strip(), schemes, extra_aliases)
+        if code is None:
+            raise unknown([as_text(value)])
+        return code
+
+    def apply_scalar(value: Any, ctx: MapContext) -> Any:
+        if type(value) is list:
+            return [one(v) for v in value]
+        return one(value)
+
+    def apply_list(value: Any, ctx: MapContext) -> Any:
+        items = value if type(value) is str else [as_text(v) for v in value] if type(value) is list else [
+            as_text(value)]
+        narrow = ctx.record.get(narrow_field) if narrow_field else None
+        res = table.resolve_list(items, schemes, extra_aliases, narrow if isinstance(narrow, str) else None)
+        if res.ambiguous:
+            ctx.report("CODE_AMBIGUOUS", "warning",
+                       f"a combined value could not be narrowed; kept all of {', '.join(res.codes)}",
+                       f"组合取值无法细分，保留全部代码：{'、'.join(res.codes)}")
+        if res.unknown:
+            ctx.fail(unknown(res.unknown))
+            return clean([*res.codes, *res.unknown])
+        return res.codes or None
+
+    return CompiledTransform("lookup", apply_list if as_list else apply_scalar)
+
+
+def narrow_field_of(table: CodeTable, kind: str) -> str | None:
+    """The field whose text narrows combined labels of ``table`` in records of ``kind``."""
+    return table.narrow_field.get(kind)
+
+
+def _unknown_reporter(
+    table: CodeTable, severity: Severity, pii: bool
+) -> Callable[[list[str]], TransformFailure]:
+    label = table.label_zh
+
+    def unknown(values: list[str]) -> TransformFailure:
+        shown_en = ", ".join(quote(v, pii) for v in values)
+        shown_zh = "、".join(quote_zh(v, pii) for v in values)
+        return TransformFailure(
+            "CODE_UNKNOWN",
+            f"{shown_en}: not a code of table {table.name} or one of its aliases",
+            f"{shown_zh}不是代码表“{label}”（{table.name}）中的代码或别名",
+            severity,
+        )
+
+    return unknown
