@@ -23,7 +23,9 @@ class Envelope:
     e.g. ``topic``, ``file``, ``operation``, ``ticket``, and connector-configured values such as
     ``admin_division_code``. ``location`` is the base of error locations: for a JSON payload a
     JSON path root (``$``), for a file its name. ``raw`` keeps the bytes or text as received, for the
-    rejections ledger (``None`` when ``payload`` is the original form).
+    rejections ledger (``None`` when ``payload`` is the original form). ``records_inline`` says the
+    payload is already one record or a list of records (push ingest), so the mapping's ``records``
+    path (written for the source's pages) is not applied.
     """
 
     connector: str
@@ -32,4 +34,5 @@ class Envelope:
     department: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     raw: bytes | str | None = None
+    records_inline: bool = False
     envelope_id: str = field(default_factory=lambda: str(uuid.uuid4()))

@@ -84,7 +84,7 @@ class Ingestor:
         validator = self.validator(mapping.standard_version)
         seen_in_batch: set[str] = set()
         outcomes = []
-        for mapped in mapping.map(envelope.payload, meta):
+        for mapped in mapping.map(envelope.payload, meta, records_inline=envelope.records_inline):
             outcome = self._one(mapping, kind, validator, envelope, meta, mapped, index, seen_in_batch)
             outcomes.append(outcome)
         return outcomes

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-import yaml
+from mapping.standard import FieldSpec, Standard, load_standard
 
 EXCHANGE_COLUMNS = ("cd_id", "cd_time", "cd_source", "cd_batch", "cd_operation", "record_unique_identity")
 SKIPPED_COMMON = frozenset({"record_kind", "record_id", "operation", "source_record_id", "ext"})
@@ -37,49 +36,36 @@ class FieldColumn:
     length: int | None = None
 
 
-def standard_files(version: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    return _load(version)
-
-
-@lru_cache(maxsize=4)
-def _load(version: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    folder = resources.files("mapping").joinpath("standard", "v" + version.replace(".", "_"))
-    standard = yaml.safe_load(folder.joinpath("unified-standard.yaml").read_text(encoding="utf-8"))
-    tables = yaml.safe_load(folder.joinpath("code-tables.yaml").read_text(encoding="utf-8"))["tables"]
-    return standard, tables
-
-
 @lru_cache(maxsize=4)
 def kind_columns(version: str = "1.0") -> dict[str, tuple[FieldColumn, ...]]:
     """Per record kind, the standard columns of its ``ex_<kind>`` table (exchange columns excluded)."""
-    standard, code_tables = standard_files(version)
-    common = standard["common"]["fields"]
+    standard = load_standard(version)
     out = {}
-    for kind, spec in standard["kinds"].items():
-        key = set(spec.get("business_key", []))
-        columns = [_column(f, code_tables, f["name"] in key or f.get("required") is True)
-                   for f in common if f["name"] not in SKIPPED_COMMON]
-        columns += [_column(f, code_tables, f["name"] in key) for f in spec["fields"]]
-        out[kind] = tuple(columns)
+    for name, kind in standard.kinds.items():
+        key = set(kind.business_key)
+        common = [f for f in kind.fields.values() if f.name in kind.common_fields]
+        own = [f for f in kind.fields.values() if f.name not in kind.common_fields]
+        columns = [_column(f, standard, f.name in key or f.required is True)
+                   for f in common if f.name not in SKIPPED_COMMON]
+        columns += [_column(f, standard, f.name in key) for f in own]
+        out[name] = tuple(columns)
     return out
 
 
 def business_keys(version: str = "1.0") -> dict[str, tuple[str, ...]]:
-    standard, _ = standard_files(version)
-    return {kind: tuple(spec.get("business_key", [])) for kind, spec in standard["kinds"].items()}
+    return {name: kind.business_key for name, kind in load_standard(version).kinds.items()}
 
 
-def _column(field: dict[str, Any], code_tables: dict[str, Any], not_null: bool) -> FieldColumn:
-    kind = field["type"]
-    name = field["name"]
-    if kind == "string" and "max_length" in field:
-        return FieldColumn(name, kind, f"varchar({field['max_length']})", not_null, field["max_length"])
-    if kind == "enum":
-        width = max(MIN_ENUM_WIDTH, *(len(str(c["code"])) for c in code_tables[field["code_table"]]["codes"]))
+def _column(field: FieldSpec, standard: Standard, not_null: bool) -> FieldColumn:
+    kind = field.type
+    name = field.name
+    if kind == "string" and field.max_length is not None:
+        return FieldColumn(name, kind, f"varchar({field.max_length})", not_null, field.max_length)
+    if kind == "enum" and field.code_table is not None:
+        width = max(MIN_ENUM_WIDTH, *(len(code) for code in standard.code_tables[field.code_table].codes))
         return FieldColumn(name, kind, f"varchar({width})", not_null, width)
     if kind == "decimal":
-        return FieldColumn(name, kind, "numeric(18,2)" if field.get("unit") == "yuan" else "numeric(20,6)",
-                           not_null)
+        return FieldColumn(name, kind, "numeric(18,2)" if field.unit == "yuan" else "numeric(20,6)", not_null)
     return FieldColumn(name, kind, _SIMPLE_SQL[kind], not_null)
 
 

@@ -67,7 +67,7 @@ def _sqlite_engine(url: URL) -> Engine:
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:
-    """WAL, synchronous=NORMAL, foreign keys, busy timeout, and SQLAlchemy-managed BEGIN."""
+    """WAL, synchronous=NORMAL, foreign keys, busy timeout, and SQLAlchemy-managed BEGIN IMMEDIATE."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -83,7 +83,10 @@ def install_sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads, then writes,
+        # fails with SQLITE_BUSY at once when another writer got in between (the busy timeout
+        # cannot help it), and the publisher and the delivery workers write concurrently.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def init_schema(engine: Engine) -> None:

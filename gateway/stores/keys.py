@@ -13,11 +13,10 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from functools import lru_cache
-from importlib import resources
-from typing import Any
 
 import orjson
-import yaml
+
+from mapping.standard import load_standard, supported_versions
 
 BusinessKey = Sequence[str | None]
 
@@ -51,19 +50,8 @@ def pii_key_kinds() -> frozenset[str]:
     """Kinds whose business key has a field with ``pii: true`` or ``pii: conditional``, in any
     standard version the gateway ships (conditional PII is treated as always PII, as allowed)."""
     kinds: set[str] = set()
-    root = resources.files("mapping").joinpath("standard")
-    for version in root.iterdir():
-        spec = version.joinpath("unified-standard.yaml")
-        if spec.is_file():
-            kinds.update(_pii_key_kinds_of(yaml.safe_load(spec.read_text(encoding="utf-8"))))
+    for version in supported_versions():
+        for name, kind in load_standard(version).kinds.items():
+            if any(kind.fields[f].pii for f in kind.business_key if f in kind.fields):
+                kinds.add(name)
     return frozenset(kinds)
-
-
-def _pii_key_kinds_of(standard: dict[str, Any]) -> set[str]:
-    common = standard["common"]["fields"]
-    found = set()
-    for kind, spec in standard["kinds"].items():
-        pii_fields = {f["name"] for f in [*common, *spec["fields"]] if f.get("pii")}
-        if pii_fields.intersection(spec.get("business_key", [])):
-            found.add(kind)
-    return found

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from mapping.calendar import WorkingCalendar
 from gateway.errors import ConfigError
+from mapping.calendar import WorkingCalendar
 
 
 @pytest.fixture

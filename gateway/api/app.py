@@ -1,0 +1,34 @@
+"""The FastAPI application. ``create_app`` builds it around an ApiState; nothing at import time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from gateway.api.routes import health, ingest
+from gateway.api.state import ApiState
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+async def _validation_problem(request: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse(status_code=422, content={"detail": {
+        "code": "REQUEST_INVALID", "message_zh": "请求参数不合法", "message_en": "invalid request",
+        "errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors],
+    }})
+
+
+def create_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
+    app = FastAPI(title="Supervision Gateway", version="0.1.0", lifespan=lifespan,
+                  description="互联网+监管 integration gateway: push ingest, health and metrics.")
+    app.state.sgw = state
+    app.add_exception_handler(RequestValidationError, _validation_problem)
+    app.include_router(ingest.router)
+    app.include_router(health.router)
+    return app
+

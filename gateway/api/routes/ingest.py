@@ -1,0 +1,92 @@
+"""``POST /ingest/{connector}``: push ingest of one JSON object or an array of them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from gateway.api.deps import DepartmentDep, StateDep
+from gateway.api.problems import ApiProblem
+from gateway.envelope import Envelope
+from gateway.errors import ConfigError, StoreUnavailable
+
+router = APIRouter(tags=["ingest"])
+
+RETRY_AFTER_S = "5"
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, refused with 413 as soon as it is larger than allowed (before it is all read)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        raise ApiProblem(413, "PAYLOAD_TOO_LARGE", f"请求体超过 {max_bytes} 字节上限",
+                         f"request body larger than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ApiProblem(413, "PAYLOAD_TOO_LARGE", f"请求体超过 {max_bytes} 字节上限",
+                             f"request body larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_payload(body: bytes, max_records: int) -> Any:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiProblem(400, "MALFORMED", f"JSON 格式错误：{exc}", f"malformed JSON: {exc}") from exc
+    if isinstance(payload, dict):
+        return payload
+    if isinstance(payload, list) and payload and all(isinstance(item, dict) for item in payload):
+        if len(payload) > max_records:
+            raise ApiProblem(413, "TOO_MANY_RECORDS", f"单次最多 {max_records} 条记录",
+                             f"at most {max_records} records per request")
+        return payload
+    raise ApiProblem(422, "NOT_RECORDS", "请求体应为一个 JSON 对象或非空的对象数组",
+                     "the body must be one JSON object or a non-empty array of objects")
+
+
+@router.post("/ingest/{connector}", status_code=202, summary="Push records (one JSON object or an array)")
+async def ingest(connector: str, request: Request, state: StateDep, department: DepartmentDep) -> JSONResponse:
+    settings = state.push_connectors.get(connector)
+    if settings is None:
+        raise ApiProblem(404, "CONNECTOR_UNKNOWN", f"不存在接收推送的连接器 {connector}",
+                         f"no push connector {connector!r}")
+    if settings.department is not None and settings.department != department.code:
+        raise ApiProblem(403, "FORBIDDEN", "该 API 密钥无权向此连接器推送数据",
+                         "this API key may not push to this connector")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiProblem(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type 应为 application/json",
+                         "Content-Type must be application/json")
+    payload = parse_payload(await read_body(request, state.api.max_body_bytes), state.api.max_records_per_request)
+    meta: dict[str, Any] = {"department": department.code}
+    if department.provider_uscc:
+        meta.setdefault("provider_uscc", department.provider_uscc)
+    if department.admin_division_code:
+        meta.setdefault("admin_division_code", department.admin_division_code)
+    envelope = Envelope(connector=connector, payload=payload, received_at=datetime.now(UTC),
+                        department=department.code, meta=meta, raw=None, records_inline=True)
+    try:
+        result = await state.publisher.publish(envelope)
+    except StoreUnavailable as exc:
+        raise ApiProblem(503, "STORE_UNAVAILABLE", "存储暂不可用，请稍后重试", "store unavailable, retry later",
+                         headers={"Retry-After": RETRY_AFTER_S}) from exc
+    except ConfigError as exc:
+        raise ApiProblem(500, "CONFIG", "网关配置错误", f"gateway configuration error: {exc}") from exc
+    receipt = result.receipt
+    return JSONResponse(status_code=202, content={
+        "envelope_id": receipt.envelope_id,
+        "counts": {"accepted": receipt.accepted, "rejected": receipt.rejected, "duplicate": receipt.duplicate},
+        "outcomes": [
+            {"index": o.index, "status": o.status, "record_id": o.record_id, "location": o.location,
+             "errors": [e.as_dict() for e in o.errors], "warnings": [w.as_dict() for w in o.warnings]}
+            for o in result.outcomes
+        ],
+    })

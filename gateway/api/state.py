@@ -1,0 +1,19 @@
+"""What the HTTP layer needs from the runtime, and nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from gateway.publisher import Publisher
+from gateway.settings import ApiSettings, ConnectorSettings, DepartmentSettings
+
+
+@dataclass(frozen=True, slots=True)
+class ApiState:
+    api: ApiSettings
+    publisher: Publisher
+    push_connectors: Mapping[str, ConnectorSettings]
+    departments: tuple[DepartmentSettings, ...]
+    metrics_exposition: Callable[[], bytes]
+    readiness: Mapping[str, Callable[[], bool]] = field(default_factory=dict)

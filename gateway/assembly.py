@@ -1,0 +1,98 @@
+"""From validated settings to plugin instances and mappings, without opening any store.
+
+Shared by ``sgw run`` and ``sgw check``: every problem (unknown type, bad options, unknown
+mapping) is collected with its config path and raised together as one ConfigError.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway.errors import ConfigError
+from gateway.registry import Registry, adapter_registry, connector_registry
+from gateway.settings import Settings
+from mapping.catalog import load_catalog
+from mapping.compiler import CompiledMapping
+
+DEFAULT_VARIANT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Assembly:
+    catalog: Mapping[str, CompiledMapping]
+    connectors: Mapping[str, Any]                       # connector id -> instance
+    connector_mappings: Mapping[str, Mapping[str, CompiledMapping]]  # id -> variant -> mapping
+    adapters: Mapping[str, Any]                         # adapter id -> instance
+
+
+def _options_problems(error: ValidationError, path: str) -> list[str]:
+    out = []
+    for item in error.errors():
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"])
+        out.append(f"{path}{loc}: {item['msg']}")
+    return out
+
+
+def _instantiate(registry: Registry, type_name: str, plugin_id: str | None, options: dict[str, Any], path: str,
+                 problems: list[str]) -> Any:
+    """A plugin built from its validated options: connectors also get their id (it names their envelopes)."""
+    try:
+        plugin = registry.get(type_name, path=f"{path}.type")
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
+    try:
+        config = plugin.config_model.model_validate(options)
+    except ValidationError as exc:
+        problems.extend(_options_problems(exc, f"{path}.options"))
+        return None
+    try:
+        return plugin.factory(plugin_id, config) if plugin_id is not None else plugin.factory(config)
+    except ConfigError as exc:
+        problems.extend(f"{path}.options: {p}" for p in exc.problems)
+        return None
+
+
+def _mapping(catalog: Mapping[str, CompiledMapping], name: str, path: str,
+             problems: list[str]) -> CompiledMapping | None:
+    found = catalog.get(name)
+    if found is None:
+        hint = difflib.get_close_matches(name, catalog, n=1)
+        problems.append(f"{path}: unknown mapping {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    return found
+
+
+def assemble(settings: Settings) -> Assembly:
+    problems: list[str] = []
+    catalog = load_catalog(settings.mappings_dir)
+    connectors: dict[str, Any] = {}
+    connector_mappings: dict[str, dict[str, CompiledMapping]] = {}
+    for i, c in enumerate(settings.connectors):
+        if not c.enabled:
+            continue
+        path = f"connectors[{i}]"
+        instance = _instantiate(connector_registry(), c.type, c.id, c.options, path, problems)
+        variants: dict[str, CompiledMapping] = {}
+        if c.mapping is None and not c.mappings:
+            problems.append(f"{path}.mapping: a connector needs a mapping (or mappings per variant)")
+        if c.mapping is not None and (m := _mapping(catalog, c.mapping, f"{path}.mapping", problems)):
+            variants[DEFAULT_VARIANT] = m
+        for variant, name in c.mappings.items():
+            if m := _mapping(catalog, name, f"{path}.mappings.{variant}", problems):
+                variants[variant] = m
+        if instance is not None:
+            connectors[c.id] = instance
+        connector_mappings[c.id] = variants
+    adapters: dict[str, Any] = {}
+    for i, a in enumerate(settings.adapters):
+        if a.enabled and (instance := _instantiate(adapter_registry(), a.type, None, a.options, f"adapters[{i}]",
+                                                    problems)) is not None:
+            adapters[a.id] = instance
+    if problems:
+        raise ConfigError(problems)
+    return Assembly(catalog=catalog, connectors=connectors, connector_mappings=connector_mappings, adapters=adapters)

@@ -1,0 +1,38 @@
+"""``sgw run``: the gateway, with its HTTP API, until interrupted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from gateway.api.app import create_app
+from gateway.runtime import Runtime
+from gateway.settings import Settings, load_settings
+from monitoring.logs import configure_logging
+
+
+def build_app(runtime: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    return create_app(runtime.api_state(), lifespan=lifespan)
+
+
+def serve(settings: Settings, runtime: Runtime) -> None:
+    app = build_app(runtime)
+    uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_config=None)
+
+
+def run(config: Path | None) -> None:
+    settings = load_settings(config)
+    configure_logging(settings.logging.level, json_format=settings.logging.json_format)
+    serve(settings, Runtime(settings))

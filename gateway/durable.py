@@ -1,0 +1,139 @@
+"""The SQL stores bound to ingest and delivery: what "written durably" means in the embedded run.
+
+Ingest: one transaction per envelope (accepted records, their outbox rows for every routed
+adapter, rejections with raw payloads, journeys). Delivery: claim from the outbox, then settle each
+result (delivered, rejected by the target -> the providing department's rejections, retried
+later, or dead-lettered) together with its journey.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, text
+
+from adapters.base import DeliveryResult
+from gateway.envelope import Envelope
+from gateway.errors import StoreUnavailable
+from gateway.ingest import RecordOutcome
+from gateway.stores.db import translate_errors
+from gateway.stores.journeys import JourneyLog, JourneyRow
+from gateway.stores.outbox import OutboxItem, OutboxRow, SqlOutbox
+from gateway.stores.records import AcceptedRecords, AcceptedRow
+from gateway.stores.rejections import RejectedRow, RejectionsLedger, WorkingDays
+from gateway.stores.schema import journeys, outbox
+from gateway.stores.writer import IngestWriter
+
+
+class SqlGatewayStore:
+    def __init__(self, engine: Engine, calendar: WorkingDays) -> None:
+        self._engine = engine
+        self._writer = IngestWriter(engine, calendar)
+        self.records = AcceptedRecords(engine)
+        self.rejections = RejectionsLedger(engine, calendar)
+        self.outbox = SqlOutbox(engine)
+        self.journeys = JourneyLog(engine)
+
+    @property
+    def index(self) -> AcceptedRecords:
+        return self.records
+
+    # -- ingest ---------------------------------------------------------------------------------
+
+    def write(self, envelope: Envelope, outcomes: Sequence[RecordOutcome],
+              routes: Callable[[str], tuple[str, ...]]) -> None:
+        now = datetime.now(UTC)
+        accepted: list[AcceptedRow] = []
+        rejected: list[RejectedRow] = []
+        queued: list[OutboxRow] = []
+        steps = [JourneyRow(record_id=None, event="received", at=envelope.received_at, envelope_id=envelope.envelope_id,
+                            detail={"connector": envelope.connector, "records": len(outcomes)})]
+        for o in outcomes:
+            source_record_id = o.record.get("source_record_id")
+            steps.append(JourneyRow(record_id=o.record_id, event=o.status, at=now, envelope_id=envelope.envelope_id,
+                                    detail={"location": o.location, "errors": [e.code for e in o.errors]}))
+            if o.status == "rejected":
+                rejected.append(RejectedRow(kind=o.kind, connector=envelope.connector, rejected_at=now,
+                                            errors=o.errors, warnings=o.warnings, business_key=o.business_key,
+                                            department=envelope.department, source_record_id=source_record_id,
+                                            record_id=o.record_id, raw_payload=o.source, location=o.location))
+            elif o.status == "accepted" and o.record_id is not None:
+                accepted.append(AcceptedRow(record_id=o.record_id, kind=o.kind, business_key=o.business_key,
+                                            record=o.record, connector=envelope.connector, accepted_at=now,
+                                            department=envelope.department, source_record_id=source_record_id))
+                for adapter in routes(o.kind):
+                    queued.append(OutboxRow(adapter=adapter, record_id=o.record_id, kind=o.kind, payload=o.record,
+                                            enqueued_at=envelope.received_at, department=envelope.department,
+                                            business_key=o.business_key))
+                    steps.append(JourneyRow(record_id=o.record_id, event="queued", at=now, target=adapter,
+                                            envelope_id=envelope.envelope_id))
+        self._writer.write(accepted, rejected, steps, queued)
+
+    # -- delivery -------------------------------------------------------------------------------
+
+    def claim(self, adapter: str, limit: int, now: datetime) -> list[OutboxItem]:
+        return self.outbox.claim(adapter, limit, now)
+
+    def settle(self, adapter: str, items: Sequence[Any], results: Sequence[DeliveryResult], now: datetime,
+               retry_at: Callable[[Any, DeliveryResult], datetime]) -> None:
+        steps: list[JourneyRow] = []
+        finished: list[int] = []
+        for item, result in zip(items, results, strict=True):
+            detail = {"code": result.code, "message": result.message, "receipt": result.receipt,
+                      "attempt": item.attempts + 1}
+            if result.status == "delivered":
+                finished.append(item.id)
+                steps.append(JourneyRow(record_id=item.record_id, event="delivered", at=now, target=adapter,
+                                        detail=detail))
+            elif result.status == "rejected":
+                # The target says the data is wrong: the providing department's to fix, not ops'.
+                finished.append(item.id)
+                self.rejections.add(RejectedRow(
+                    kind=item.kind, connector=str(item.payload.get("connector", "")), rejected_at=now,
+                    errors=[{"code": result.code or "TARGET_REJECTED", "field": None, "severity": "error",
+                             "location": adapter, "message_zh": f"{adapter} 拒收：{result.message}",
+                             "message_en": f"rejected by {adapter}: {result.message}"}],
+                    department=item.department, source_record_id=item.payload.get("source_record_id"),
+                    record_id=item.record_id, raw_payload=item.payload, target=adapter))
+                steps.append(JourneyRow(record_id=item.record_id, event="remote_rejected", at=now, target=adapter,
+                                        detail=detail))
+            elif result.status == "retry":
+                self.outbox.retry([item.id], retry_at(item, result), result.message or "retry")
+                steps.append(JourneyRow(record_id=item.record_id, event="retried", at=now, target=adapter,
+                                        detail=detail))
+            else:
+                self.outbox.dead([item.id], result.message or "failed")
+                steps.append(JourneyRow(record_id=item.record_id, event="dead", at=now, target=adapter,
+                                        detail=detail))
+        self.outbox.complete(finished)
+        self.journeys.append_many(steps)
+
+    # -- ops ------------------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        try:
+            with translate_errors("ping"), self._engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except StoreUnavailable:
+            return False
+        return True
+
+    def ready_depth(self) -> int:
+        """Outbox entries that could be delivered now (pending, due)."""
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(outbox).where(
+                outbox.c.state == "pending", outbox.c.next_attempt_at <= datetime.now(UTC))).scalar_one())
+
+    def totals(self) -> dict[str, int]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(journeys.c.event, func.count()).where(
+                journeys.c.event.in_(("accepted", "rejected", "duplicate"))).group_by(journeys.c.event)).all()
+        counts = {"accepted": 0, "rejected": 0, "duplicate": 0}
+        counts.update({str(event): int(n) for event, n in rows})
+        return counts
+
+    def recent_rejections(self, limit: int) -> list[dict[str, Any]]:
+        return [{"connector": r.connector, "due_on": r.due_on, "errors": r.errors}
+                for r in self.rejections.list(status="open", limit=limit)]

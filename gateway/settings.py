@@ -1,0 +1,202 @@
+"""Runtime configuration: one YAML file plus environment overrides, validated once and strictly.
+
+Every problem is reported with its path (``connectors[2].mapping``). Secrets are ``SecretStr``
+and never printed. Environment variables ``SGW_<SECTION>__<KEY>`` override the file (e.g.
+``SGW_STORES__DATABASE_URL``), so a deployment keeps secrets out of the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gateway.errors import ConfigError
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoresSettings(_Strict):
+    database_url: str = Field(
+        default="sqlite:///var/sgw/gateway.sqlite",
+        description="SQLAlchemy URL of the gateway's own store (rejections, journeys, records, outbox).",
+    )
+
+
+class CalendarSettings(_Strict):
+    extra_holidays: tuple[date, ...] = ()
+    extra_workdays: tuple[date, ...] = ()
+
+
+class ApiSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_records_per_request: int = Field(default=1000, ge=1)
+
+
+class DepartmentSettings(_Strict):
+    code: str = Field(pattern=ID_PATTERN)
+    name: str
+    provider_uscc: str | None = None
+    admin_division_code: str | None = None
+    api_key_hashes: tuple[str, ...] = Field(
+        default=(), description="'sha256:<hex>' digests of the department's API keys (never the keys)."
+    )
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hash_form(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not re.fullmatch(r"sha256:[0-9a-f]{64}", item):
+                raise ValueError("each key hash must be 'sha256:' + 64 lower-case hex digits (use `sgw keys new`)")
+        return value
+
+
+class ConnectorSettings(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    type: str
+    mapping: str | None = None
+    mappings: dict[str, str] = Field(
+        default_factory=dict, description="For connectors whose payloads need several mappings: variant -> mapping."
+    )
+    department: str | None = None
+    enabled: bool = True
+    meta: dict[str, Any] = Field(default_factory=dict, description="Constant envelope metadata for the mapping.")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class AdapterSettings(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    type: str
+    enabled: bool = True
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    max_wait_s: float = Field(default=0.5, gt=0, le=60)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RouteSettings(_Strict):
+    kinds: tuple[str, ...] = Field(description="Record kinds, or '*' for all.")
+    adapters: tuple[str, ...]
+
+
+class LoggingSettings(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = True
+    pii_hash_key: SecretStr | None = Field(
+        default=None, description="Key for pii:<hmac> correlation tags in logs; a random key per process if unset."
+    )
+
+
+class Settings(_Strict):
+    mappings_dir: Path = Path("config/mappings")
+    stores: StoresSettings = StoresSettings()
+    calendar: CalendarSettings = CalendarSettings()
+    api: ApiSettings = ApiSettings()
+    logging: LoggingSettings = LoggingSettings()
+    uscc_exceptions: tuple[str, ...] = ()
+    departments: tuple[DepartmentSettings, ...] = ()
+    connectors: tuple[ConnectorSettings, ...] = ()
+    adapters: tuple[AdapterSettings, ...] = ()
+    routing: tuple[RouteSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        problems: list[str] = []
+        departments = {d.code for d in self.departments}
+        adapters = {a.id for a in self.adapters}
+        for name, items in (("departments", [d.code for d in self.departments]),
+                            ("connectors", [c.id for c in self.connectors]),
+                            ("adapters", [a.id for a in self.adapters])):
+            seen: set[str] = set()
+            for i, item in enumerate(items):
+                if item in seen:
+                    problems.append(f"{name}[{i}]: duplicate id {item!r}")
+                seen.add(item)
+        for i, connector in enumerate(self.connectors):
+            if connector.department is not None and connector.department not in departments:
+                problems.append(f"connectors[{i}].department: unknown department {connector.department!r}")
+        for i, route in enumerate(self.routing):
+            for j, adapter in enumerate(route.adapters):
+                if adapter not in adapters:
+                    problems.append(f"routing[{i}].adapters[{j}]: unknown adapter {adapter!r}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def adapters_for(self, kind: str) -> tuple[str, ...]:
+        """The enabled adapters that route records of ``kind``, in configuration order."""
+        enabled = {a.id for a in self.adapters if a.enabled}
+        out: list[str] = []
+        for route in self.routing:
+            if "*" in route.kinds or kind in route.kinds:
+                out.extend(a for a in route.adapters if a in enabled and a not in out)
+        return tuple(out)
+
+
+def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    for key, value in environ.items():
+        if not key.startswith("SGW_"):
+            continue
+        path = key[4:].lower().split("__")
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: cannot override a non-mapping setting")
+        node[path[-1]] = value
+    return data
+
+
+def _format_errors(error: ValidationError, source: str) -> list[str]:
+    problems: list[str] = []
+    for item in error.errors():
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"]).lstrip(".")
+        message = item["msg"]
+        if item["type"] == "value_error" and "\n" in message:
+            problems.extend(f"{source}: {line.removeprefix('Value error, ')}" for line in message.splitlines())
+            continue
+        problems.append(f"{source}: {loc or '(root)'}: {message.removeprefix('Value error, ')}")
+    return problems
+
+
+def load_settings(path: Path | None, *, environ: dict[str, str] | None = None) -> Settings:
+    """Read, merge and validate the configuration; raise ConfigError listing every problem."""
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        data = loaded or {}
+    data = _apply_env(data, dict(os.environ if environ is None else environ))
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from exc
+    if path is not None and not settings.mappings_dir.is_absolute():
+        settings = settings.model_copy(update={"mappings_dir": (path.parent / settings.mappings_dir).resolve()})
+    return settings
