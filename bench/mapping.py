@@ -1,7 +1,8 @@
 """Map + validate throughput on one core, for penalty and inspection records.
 
-Source records are the ministry SOAP samples (full penalty and inspection records), cloned with
-distinct keys into pages of 500 so every record gets its own id; each page goes through the same
+Source records are the ministry SOAP samples (full penalty and inspection records: a company, a
+natural person, an update and a deletion), cloned into pages of 500 with distinct keys, and with
+dates, times and fines spread over a year so that every record is a different one; each page goes through the same
 path as production ingest (mapping, gateway fields, validation with the cross-field rules,
 record id, duplicate check against the accepted-record index). Run by hand:
 
@@ -16,20 +17,27 @@ import argparse
 import copy
 import json
 import os
+import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connectors.codecs import decode
-from gateway.envelope import Envelope
-from gateway.ingest import Ingestor
-from gateway.memory_index import MemoryRecordIndex
-from mapping.compiler import CompiledMapping, load_mapping
+# `python bench/mapping.py` puts bench/ first on the path, where this file would shadow the
+# `mapping` package: drop it, so the imports below find the project's packages.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from connectors.codecs import decode  # noqa: E402
+from gateway.envelope import Envelope  # noqa: E402
+from gateway.ingest import Ingestor  # noqa: E402
+from gateway.memory_index import MemoryRecordIndex  # noqa: E402
+from mapping.compiler import CompiledMapping, load_mapping  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SOAP = ROOT / "config" / "samples" / "ministry-soap"
 PAGE_SIZE = 500
+DATETIME_FIELDS = ("JCSJ", "TBSJ", "GXSJ")
+DATE_FIELDS = ("LASJ", "CFJDRQ", "JASJ")
 
 
 def source_records(sample: str) -> list[dict[str, Any]]:
@@ -38,13 +46,27 @@ def source_records(sample: str) -> list[dict[str, Any]]:
     return records if isinstance(records, list) else [records]
 
 
+def vary(record: dict[str, Any], i: int, key_fields: tuple[str, ...]) -> dict[str, Any]:
+    """A distinct, still valid record: its own keys, and times and amounts that differ as real ones do."""
+    clone = copy.deepcopy(record)
+    for key in key_fields:
+        clone[key] = f"{clone[key]}-{i:07d}"
+    shift = timedelta(days=i % 365, seconds=(i * 7919) % 86400)
+    for name in DATETIME_FIELDS:
+        if clone.get(name):  # yyyyMMddHHmmss: move back in time, keeping the order between fields
+            clone[name] = (datetime.strptime(clone[name], "%Y%m%d%H%M%S") - shift).strftime("%Y%m%d%H%M%S")
+    for name in DATE_FIELDS:
+        if clone.get(name):
+            clone[name] = (datetime.strptime(clone[name], "%Y%m%d") - shift).strftime("%Y%m%d")
+    if clone.get("FKJE"):
+        clone["FKJE"] = f"{1000 + (i * 37) % 200000}.{i % 100:02d}"
+    return clone
+
+
 def pages(records: list[dict[str, Any]], key_fields: tuple[str, ...], total: int) -> list[dict[str, Any]]:
     out, page = [], []
     for i in range(total):
-        clone = copy.deepcopy(records[i % len(records)])
-        for key in key_fields:
-            clone[key] = f"{clone[key]}-{i:07d}"
-        page.append(clone)
+        page.append(vary(records[i % len(records)], i, key_fields))
         if len(page) == PAGE_SIZE:
             out.append({"return": {"records": {"record": page}}})
             page = []
