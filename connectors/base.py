@@ -1,17 +1,19 @@
 """The connector plugin interface.
 
 A connector speaks one protocol and turns what arrives into an ``Envelope``; it does no mapping.
-It gets what it needs (its validated config, a ``publish`` callable) and holds no reference to the
-runtime. ``publish`` returns only after the envelope's records are durably written (accepted to the
-outbox, rejected to the ledger); a connector acknowledges its source only after that, and stops
-acknowledging when ``publish`` raises ``StoreUnavailable``.
+It is built as ``ConnectorType(connector_id, config, context)`` — its id, its validated
+``Config`` and a ``ConnectorContext`` (durable state, poll lease) — gets a ``publish`` callable in
+``run``, and holds no reference to the runtime. ``publish`` returns only after the envelope's
+records are durably written (accepted to the outbox, rejected to the ledger); a connector
+acknowledges its source only after that, and stops acknowledging when ``publish`` raises
+``StoreUnavailable``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
@@ -36,3 +38,67 @@ class Connector(Protocol):
 
     async def run(self, publish: Publish) -> None:
         """Take input until cancelled; publish each envelope and acknowledge only after it returns."""
+
+
+class ConnectorState(Protocol):
+    """Durable state of one connector: JSON values by key (poll cursors, windows, file checkpoints).
+
+    Save a cursor only after ``publish`` returned for what was read before it.
+    """
+
+    async def load(self, key: str) -> Any: ...
+
+    async def save(self, key: str, value: Any) -> None: ...
+
+    async def clear(self, key: str) -> None: ...
+
+
+class PollLease(Protocol):
+    """Only one gateway instance polls a given connector at a time.
+
+    Embedded, the lease is always held; with Redis, another instance takes it over when the holder
+    stops renewing it. ``acquire`` and ``renew`` answer whether this instance holds it now.
+    """
+
+    async def acquire(self) -> bool: ...
+
+    async def renew(self) -> bool: ...
+
+    async def release(self) -> None: ...
+
+
+class MemoryState:
+    """State kept in memory: for dry runs, ``sgw check`` and unit tests."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    async def load(self, key: str) -> Any:
+        return self.values.get(key)
+
+    async def save(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+    async def clear(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+class HeldLease:
+    """The embedded lease: one process, so it is always held."""
+
+    async def acquire(self) -> bool:
+        return True
+
+    async def renew(self) -> bool:
+        return True
+
+    async def release(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorContext:
+    """What the runtime gives a connector besides its config: durable state and its poll lease."""
+
+    state: ConnectorState = field(default_factory=MemoryState)
+    lease: PollLease = field(default_factory=HeldLease)

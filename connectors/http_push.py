@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from connectors.base import Publish
+from connectors.base import ConnectorContext, Publish
 
 
 class HttpPushConnector:
@@ -20,7 +20,7 @@ class HttpPushConnector:
 
     pushes_over_http: ClassVar[bool] = True
 
-    def __init__(self, connector_id: str, config: Config) -> None:
+    def __init__(self, connector_id: str, config: Config, context: ConnectorContext) -> None:
         self.connector_id = connector_id
         self.config = config
 

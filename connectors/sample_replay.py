@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import Publish
+from connectors.base import ConnectorContext, Publish
 from connectors.codecs import decode
 from connectors.file_meta import file_meta
 from gateway.envelope import Envelope
@@ -40,7 +40,7 @@ class SampleReplayConnector:
 
     pushes_over_http: ClassVar[bool] = False
 
-    def __init__(self, connector_id: str, config: Config) -> None:
+    def __init__(self, connector_id: str, config: Config, context: ConnectorContext) -> None:
         self.connector_id = connector_id
         self.config = config
         self.done = asyncio.Event()

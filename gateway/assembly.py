@@ -7,12 +7,13 @@ mapping) is collected with its config path and raised together as one ConfigErro
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from connectors.base import ConnectorContext
 from gateway.errors import ConfigError
 from gateway.registry import Registry, adapter_registry, connector_registry
 from gateway.settings import Settings
@@ -38,9 +39,9 @@ def _options_problems(error: ValidationError, path: str) -> list[str]:
     return out
 
 
-def _instantiate(registry: Registry, type_name: str, plugin_id: str | None, options: dict[str, Any], path: str,
-                 problems: list[str]) -> Any:
-    """A plugin built from its validated options: connectors also get their id (it names their envelopes)."""
+def _instantiate(registry: Registry, type_name: str, options: dict[str, Any], path: str, problems: list[str],
+                 *args: Any) -> Any:
+    """A plugin built from its validated options; connectors also get their id and their context."""
     try:
         plugin = registry.get(type_name, path=f"{path}.type")
     except ConfigError as exc:
@@ -52,7 +53,7 @@ def _instantiate(registry: Registry, type_name: str, plugin_id: str | None, opti
         problems.extend(_options_problems(exc, f"{path}.options"))
         return None
     try:
-        return plugin.factory(plugin_id, config) if plugin_id is not None else plugin.factory(config)
+        return plugin.factory(*args[:1], config, *args[1:])
     except ConfigError as exc:
         problems.extend(f"{path}.options: {p}" for p in exc.problems)
         return None
@@ -67,7 +68,13 @@ def _mapping(catalog: Mapping[str, CompiledMapping], name: str, path: str,
     return found
 
 
-def assemble(settings: Settings) -> Assembly:
+ContextFactory = Callable[[str], ConnectorContext]
+
+
+def assemble(settings: Settings, context_for: ContextFactory | None = None) -> Assembly:
+    """Build every enabled plugin; ``context_for`` gives each connector its durable state and lease
+    (in-memory ones when omitted, as ``sgw check`` needs)."""
+    context_for = context_for or (lambda _id: ConnectorContext())
     problems: list[str] = []
     catalog = load_catalog(settings.mappings_dir)
     connectors: dict[str, Any] = {}
@@ -76,7 +83,7 @@ def assemble(settings: Settings) -> Assembly:
         if not c.enabled:
             continue
         path = f"connectors[{i}]"
-        instance = _instantiate(connector_registry(), c.type, c.id, c.options, path, problems)
+        instance = _instantiate(connector_registry(), c.type, c.options, path, problems, c.id, context_for(c.id))
         variants: dict[str, CompiledMapping] = {}
         if c.mapping is None and not c.mappings:
             problems.append(f"{path}.mapping: a connector needs a mapping (or mappings per variant)")
@@ -90,7 +97,7 @@ def assemble(settings: Settings) -> Assembly:
         connector_mappings[c.id] = variants
     adapters: dict[str, Any] = {}
     for i, a in enumerate(settings.adapters):
-        if a.enabled and (instance := _instantiate(adapter_registry(), a.type, None, a.options, f"adapters[{i}]",
+        if a.enabled and (instance := _instantiate(adapter_registry(), a.type, a.options, f"adapters[{i}]",
                                                     problems)) is not None:
             adapters[a.id] = instance
     if problems:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from functools import partial
 
+from connectors.base import ConnectorContext, HeldLease
 from gateway.api.state import ApiState
 from gateway.assembly import Assembly, assemble
 from gateway.delivery import DeliveryWorker
@@ -20,6 +21,7 @@ from gateway.hooks import Hooks
 from gateway.ingest import Ingestor
 from gateway.publisher import Publisher
 from gateway.settings import Settings
+from gateway.stores.connector_state import SqlConnectorState
 from gateway.stores.db import create_engine_for, init_schema
 from gateway.supervise import supervise
 from mapping.calendar import WorkingCalendar
@@ -31,10 +33,10 @@ log = logging.getLogger(__name__)
 class Runtime:
     def __init__(self, settings: Settings, *, today_fn: Callable[[], date] | None = None) -> None:
         self.settings = settings
-        self.assembly: Assembly = assemble(settings)
+        self.engine = create_engine_for(settings.stores.database_url)
+        self.assembly: Assembly = assemble(settings, self._connector_context)
         self.metrics = PrometheusHooks()
         self.hooks: Hooks = self.metrics
-        self.engine = create_engine_for(settings.stores.database_url)
         self.calendar = WorkingCalendar(settings.calendar.extra_holidays, settings.calendar.extra_workdays)
         self.store = SqlGatewayStore(self.engine, self.calendar)
         self.workers = {
@@ -52,6 +54,9 @@ class Runtime:
             connector_meta={c.id: c.meta for c in settings.connectors if c.meta},
         )
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _connector_context(self, connector_id: str) -> ConnectorContext:
+        return ConnectorContext(state=SqlConnectorState(self.engine, connector_id), lease=HeldLease())
 
     def _wake_workers(self) -> None:
         for worker in self.workers.values():

@@ -161,3 +161,14 @@ cd_batch_sequences = Table(
     Column("last_seq", Integer, nullable=False),
     PrimaryKeyConstraint("target", "day"),
 )
+
+connector_state = Table(
+    "connector_state",
+    metadata,
+    Column("connector", String(64), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("value", json_type(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("connector", "key"),
+)
+"""Per-connector durable state: poll cursors and windows, file row checkpoints (JSON values)."""
