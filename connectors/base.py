@@ -21,13 +21,38 @@ from gateway.envelope import Envelope
 
 
 @dataclass(frozen=True, slots=True)
+class ReceiptError:
+    """One finding on a record, as a source may report it back (result files, webhook answers)."""
+
+    code: str
+    field: str | None
+    location: str | None
+    message_zh: str
+    message_en: str
+    severity: str = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReceipt:
+    """What happened to one record of the envelope (``index``: its position in the payload)."""
+
+    index: int
+    status: str  # accepted | rejected | duplicate
+    record_id: str | None
+    source_record_id: str | None
+    errors: tuple[ReceiptError, ...] = ()
+    warnings: tuple[ReceiptError, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PublishReceipt:
-    """What ingest did with one envelope: counts per outcome."""
+    """What ingest did with one envelope: counts per outcome, and each record's outcome."""
 
     envelope_id: str
     accepted: int
     rejected: int
     duplicate: int
+    records: tuple[RecordReceipt, ...] = ()
 
 
 Publish = Callable[[Envelope], Awaitable[PublishReceipt]]

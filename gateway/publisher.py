@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from connectors.base import PublishReceipt
+from connectors.base import PublishReceipt, ReceiptError, RecordReceipt
 from gateway.envelope import Envelope
 from gateway.errors import ConfigError, StoreUnavailable
 from gateway.hooks import Hooks, NoHooks
 from gateway.ingest import Ingestor, RecordIndex, RecordOutcome
 from mapping.compiler import CompiledMapping
+from mapping.findings import Finding
 
 DEFAULT_VARIANT = "default"
 
@@ -36,6 +37,19 @@ class IngestStore(Protocol):
 class PublishResult:
     receipt: PublishReceipt
     outcomes: list[RecordOutcome]
+
+
+def _receipt_error(finding: Finding) -> ReceiptError:
+    return ReceiptError(code=finding.code, field=finding.field, location=finding.location,
+                        message_zh=finding.message_zh, message_en=finding.message_en, severity=finding.severity)
+
+
+def _record_receipt(outcome: RecordOutcome) -> RecordReceipt:
+    source_record_id = outcome.record.get("source_record_id")
+    return RecordReceipt(index=outcome.index, status=outcome.status, record_id=outcome.record_id,
+                         source_record_id=source_record_id if isinstance(source_record_id, str) else None,
+                         errors=tuple(map(_receipt_error, outcome.errors)),
+                         warnings=tuple(map(_receipt_error, outcome.warnings)))
 
 
 class Publisher:
@@ -98,5 +112,6 @@ class Publisher:
             counts[outcome.status] += 1
             self._hooks.record_outcome(envelope.connector, outcome.kind, outcome.status,
                                        [e.code for e in outcome.errors])
-        receipt = PublishReceipt(envelope_id=envelope.envelope_id, **counts)
+        receipt = PublishReceipt(envelope_id=envelope.envelope_id, **counts,
+                                 records=tuple(_record_receipt(o) for o in outcomes))
         return PublishResult(receipt=receipt, outcomes=outcomes)
