@@ -45,9 +45,11 @@ def demo_settings(root: Path, workdir: Path, port: int) -> Settings:
 
 
 async def _push_once(port: int) -> dict[str, Any]:
-    page = json.loads((PUSH_SAMPLE).read_text(encoding="utf-8"))
+    """Push one new decision (a sample item under a new case and decision number) over HTTP."""
+    item = json.loads((PUSH_SAMPLE).read_text(encoding="utf-8"))["items"][0]
+    item.update(id=f"DEMO-{item['id']}", caseNo=f"DEMO-{item['caseNo']}", decisionNo=f"{item['decisionNo']}-推送演示")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        answer = await client.post("/ingest/eco-penalty-push", json=page["items"][:1], headers={"X-API-Key": DEMO_KEY})
+        answer = await client.post("/ingest/eco-penalty-push", json=[item], headers={"X-API-Key": DEMO_KEY})
     return {"status": answer.status_code, **answer.json()}
 
 
