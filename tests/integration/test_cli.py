@@ -101,3 +101,13 @@ def test_demo_runs_every_sample_source_into_the_data_centre(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ex_penalty" in done.stdout and "ex_iot_reading" in done.stdout and "ex_complaint" in done.stdout
     assert "push over HTTP (POST /ingest/eco-penalty-push): 202" in done.stdout
+
+
+def test_map_reads_xlsx_and_gbk_xml_files() -> None:
+    xlsx = sgw("map", "-m", "batch-files.penalty-xlsx", str(BATCH / "11330127002503410C_XZCF_20250612_001.xlsx"))
+    assert xlsx.returncode == 0, xlsx.stdout[-2000:]
+    rows = lines(xlsx.stdout)
+    assert len(rows) == 5 and rows[2]["record"]["decided_at"] == "2025-06-09"  # the text date 2025年6月9日
+    xml = sgw("map", "-m", "batch-files.penalty-xml", str(BATCH / "11330106002500121C_XZCF_20250620_001.xml"))
+    assert xml.returncode == 0, xml.stdout[-2000:]
+    assert [r["status"] for r in lines(xml.stdout)] == ["accepted"] * 3

@@ -123,3 +123,10 @@ async def test_a_body_streamed_past_the_limit_is_refused(tmp_path: Path) -> None
         answer = await client.post("/ingest/eco-push", content=chunks(),
                                    headers={"Content-Type": "application/json", "X-API-Key": KEY_A})
         assert answer.status_code == 413
+
+
+async def test_openapi_documents_the_push_route(tmp_path: Path) -> None:
+    async with serving(make_runtime(tmp_path)) as base, httpx.AsyncClient(base_url=base) as client:
+        assert (await client.get("/docs")).status_code == 200
+        spec = (await client.get("/openapi.json")).json()
+    assert "/ingest/{connector}" in spec["paths"] and "/healthz" in spec["paths"]
