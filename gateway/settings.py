@@ -18,7 +18,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -100,9 +99,6 @@ class RouteSettings(_Strict):
 class LoggingSettings(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = True
-    pii_hash_key: SecretStr | None = Field(
-        default=None, description="Key for pii:<hmac> correlation tags in logs; a random key per process if unset."
-    )
 
 
 class Settings(_Strict):
