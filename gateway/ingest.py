@@ -13,7 +13,8 @@ from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from gateway.envelope import Envelope
-from gateway.locations import locate, source_path_for
+from gateway.locations import Locator, locator, source_path_for
+from gateway.record_view import history_keys
 from mapping.compiler import CompiledMapping, MappedRecord
 from mapping.findings import Finding
 from mapping.record_id import business_key, record_id
@@ -82,12 +83,28 @@ class Ingestor:
         meta = self._meta(envelope)
         kind = load_standard(mapping.standard_version).kinds[mapping.kind]
         validator = self.validator(mapping.standard_version)
+        place = locator(payload_format=mapping.format, meta=meta)
+        mapped_records = mapping.map(envelope.payload, meta, records_inline=envelope.records_inline)
+        keys = [self._prepare(mapping, kind, mapped, meta) for mapped in mapped_records]
+        view = self._view(index, kind.name, mapped_records, keys)
         seen_in_batch: set[str] = set()
         outcomes = []
-        for mapped in mapping.map(envelope.payload, meta, records_inline=envelope.records_inline):
-            outcome = self._one(mapping, kind, validator, envelope, meta, mapped, index, seen_in_batch)
+        for mapped, key in zip(mapped_records, keys, strict=True):
+            outcome = self._one(kind, validator, mapped, key, view, seen_in_batch, place)
+            if view is not index and view is not None:
+                view.remember(outcome)
             outcomes.append(outcome)
         return outcomes
+
+    @staticmethod
+    def _view(index: RecordIndex | None, kind: str, mapped: list[MappedRecord],
+              keys: list[tuple[str, ...]]) -> Any:
+        """One read of the history the envelope needs, when the index can give it (the SQL store)."""
+        snapshot = getattr(index, "snapshot", None)
+        if snapshot is None or not mapped:
+            return index
+        ids = [m.record["record_id"] for m in mapped]
+        return snapshot(ids, history_keys(kind, list(zip(keys, (m.record for m in mapped), strict=True))))
 
     def check_mapped(self, mapping: CompiledMapping, mapped: MappedRecord,
                      meta: Mapping[str, Any]) -> tuple[dict[str, Any], list[Finding]]:
@@ -95,25 +112,25 @@ class Ingestor:
         kind = load_standard(mapping.standard_version).kinds[mapping.kind]
         full_meta = {"connector": "example", **meta}
         full_meta.setdefault("received_at", iso_shanghai(datetime.now(UTC)))
-        record, findings, _ = self._complete(mapping, kind, self.validator(mapping.standard_version), mapped,
-                                             full_meta, None)
-        return record, findings
+        self._prepare(mapping, kind, mapped, full_meta)
+        found = self.validator(mapping.standard_version).validate(mapped.record, None)
+        return mapped.record, [*mapped.findings, *found]
 
     @staticmethod
-    def _complete(mapping: CompiledMapping, kind: KindSpec, validator: Validator, mapped: MappedRecord,
-                  meta: Mapping[str, Any], index: RecordIndex | None,
-                  ) -> tuple[dict[str, Any], list[Finding], tuple[str, ...]]:
-        """Fill the gateway's fields, validate, and give the record its id."""
+    def _prepare(mapping: CompiledMapping, kind: KindSpec, mapped: MappedRecord,
+                 meta: Mapping[str, Any]) -> tuple[str, ...]:
+        """Give the record its id and fill the gateway's fields; the business key."""
         record = mapped.record
         record.setdefault("record_kind", mapping.kind)
+        # The id leaves the gateway's fields out: computed before they are set, it hashes the
+        # mapped record as it is instead of a copy without them.
+        key = business_key(kind, record)
+        rid = record_id(kind.name, key, record)
         record["received_at"] = meta["received_at"]
         record["connector"] = meta["connector"]
         record["standard_version"] = mapping.standard_version
-        key = business_key(kind, record)
-        record["record_id"] = record_id(kind.name, key, record)
-        findings = list(mapped.findings)
-        findings.extend(validator.validate(record, index))
-        return record, findings, key
+        record["record_id"] = rid
+        return key
 
     @staticmethod
     def _meta(envelope: Envelope) -> dict[str, Any]:
@@ -124,27 +141,24 @@ class Ingestor:
             meta.setdefault("department", envelope.department)
         return meta
 
+    @staticmethod
     def _one(
-        self,
-        mapping: CompiledMapping,
         kind: KindSpec,
         validator: Validator,
-        envelope: Envelope,
-        meta: Mapping[str, Any],
         mapped: MappedRecord,
+        key: tuple[str, ...],
         index: RecordIndex | None,
         seen_in_batch: set[str],
+        place: Locator,
     ) -> RecordOutcome:
-        record, findings, key = self._complete(mapping, kind, validator, mapped, meta, index)
+        record = mapped.record
         rid = record["record_id"]
-
-        def where(field: str | None) -> str:
-            source = source_path_for(field, mapped.provenance) if field else None
-            return locate(payload_format=mapping.format, meta=meta, record_path=mapped.source_path,
-                          index=mapped.index, field_source=source)
-
-        errors = tuple(f.at(where(f.field)) for f in findings if f.is_error)
-        warnings = tuple(f.at(where(f.field)) for f in findings if not f.is_error)
+        found = validator.validate(record, index)
+        findings = [*mapped.findings, *found] if mapped.findings else found
+        errors: tuple[Finding, ...] = ()
+        warnings: tuple[Finding, ...] = ()
+        if findings:
+            errors, warnings = _located(findings, mapped, place)
         status: Status
         if errors:
             status = "rejected"
@@ -155,6 +169,17 @@ class Ingestor:
             seen_in_batch.add(rid)
             if record.get("operation") == "i" and any(w.code == "RULE:COM-005" for w in warnings):
                 record["operation"] = "u"  # standard COM-005: an insert for a key we hold is an update
-        return RecordOutcome(status=status, index=mapped.index, kind=kind.name, record=record,
-                             record_id=rid, business_key=key, errors=errors, warnings=warnings,
-                             location=where(None), source=mapped.source)
+        return RecordOutcome(status, mapped.index, kind.name, record, rid, key, errors, warnings,
+                             place(mapped.source_path, mapped.index, None), mapped.source)
+
+
+def _located(findings: list[Finding], mapped: MappedRecord,
+             place: Locator) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
+    """(errors, warnings), each placed where its field's value came from in the source."""
+    errors: list[Finding] = []
+    warnings: list[Finding] = []
+    for finding in findings:
+        source = source_path_for(finding.field, mapped.provenance) if finding.field else None
+        placed = finding.at(place(mapped.source_path, mapped.index, source))
+        (errors if finding.is_error else warnings).append(placed)
+    return tuple(errors), tuple(warnings)

@@ -6,7 +6,7 @@ and the column header (``row 6, column 处罚决定日期``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 TABULAR_FORMATS = frozenset({"csv", "xlsx"})
@@ -48,3 +48,26 @@ def locate(
     base = str(meta.get("location", ""))
     path = join_json_path(record_path, field_source or "")
     return f"{base}:{path}" if base else path
+
+
+Locator = Callable[[str, int, "str | None"], str]
+"""(record path, record index, field source or None) -> location, for one payload."""
+
+
+def locator(*, payload_format: str, meta: Mapping[str, Any]) -> Locator:
+    """``locate`` with what one payload shares (format, meta) read once: ingest places every record."""
+    if payload_format in TABULAR_FORMATS:
+        meta_row = int(meta.get("row", 0))
+
+        def tabular(record_path: str, index: int, field_source: str | None) -> str:
+            row = meta_row or index + 1
+            return f"row {row}, column {field_source}" if field_source else f"row {row}"
+
+        return tabular
+    base = str(meta.get("location", ""))
+    prefix = base + ":" if base else ""
+
+    def json_like(record_path: str, index: int, field_source: str | None) -> str:
+        return prefix + join_json_path(record_path, field_source or "")
+
+    return json_like

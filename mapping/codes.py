@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
@@ -23,6 +23,8 @@ _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _LIST_SEPARATORS = re.compile(r"[;；,，|\r\n]")
 _ENUMERATION_COMMA = "、"
 _MAX_CACHED_CHAINS = 256
+_MAX_MEMO_ITEMS = 1024
+_SINGLE, _COMBINED, _AMBIGUOUS = range(3)   # how one text matched (CodeTable._match)
 
 
 def normalise_code_value(value: str) -> str:
@@ -145,6 +147,25 @@ class CodeTable:
                 return code
         return None
 
+    def resolver(
+        self, schemes: Sequence[str] = (), extra_aliases: Mapping[str, str] | None = None
+    ) -> Callable[[str], str | None]:
+        """``resolve`` with the lookup chain bound once (for compiled transforms)."""
+        singles = self._chain(schemes, extra_aliases)[0]
+        codes = self.codes
+
+        def resolve(value: str) -> str | None:
+            if value in codes:
+                return value
+            key = normalise_code_value(value)
+            for lookup in singles:
+                code = lookup.get(key)
+                if code is not None:
+                    return code
+            return None
+
+        return resolve
+
     def resolve_list(
         self,
         value: str | Sequence[str],
@@ -154,12 +175,43 @@ class CodeTable:
     ) -> ListResolution:
         """Codes for a list field: one source string (split as the procedure says) or a list of them."""
         singles, combined = self._chain(schemes, extra_aliases)
-        narrow = normalise_code_value(narrow_text) if narrow_text else ""
         result = ListResolution([], [], False)
         ambiguous = False
         for item in [value] if isinstance(value, str) else value:
-            ambiguous |= self._resolve_item(item, singles, combined, narrow, result)
+            ambiguous |= self._resolve_item(item, singles, combined, narrow_text, result)[0]
         return ListResolution(result.codes, result.unknown, ambiguous)
+
+    def list_resolver(
+        self, schemes: Sequence[str] = (), extra_aliases: Mapping[str, str] | None = None, *,
+        memo: bool = True,
+    ) -> Callable[[str | Sequence[str], str | None], ListResolution]:
+        """``resolve_list`` with the chain bound once and, with ``memo``, a bounded memo of the
+        items that resolve without findings and without a combined alias (whose codes may depend on
+        the narrowing text)."""
+        singles, combined = self._chain(schemes, extra_aliases)
+        known: dict[str, tuple[str, ...]] = {}
+
+        def resolve(value: str | Sequence[str], narrow_text: str | None) -> ListResolution:
+            codes: list[str] = []
+            unknown: list[str] = []
+            ambiguous = False
+            for item in [value] if isinstance(value, str) else value:
+                found = known.get(item)
+                if found is not None:
+                    _add_unique(codes, found)
+                    continue
+                part = ListResolution([], [], False)
+                item_ambiguous, narrowed = self._resolve_item(item, singles, combined, narrow_text, part)
+                ambiguous |= item_ambiguous
+                _add_unique(codes, part.codes)
+                unknown.extend(part.unknown)
+                if memo and not (item_ambiguous or narrowed or part.unknown):
+                    if len(known) >= _MAX_MEMO_ITEMS:
+                        known.clear()
+                    known[item] = tuple(part.codes)
+            return ListResolution(codes, unknown, ambiguous)
+
+        return resolve
 
     def unknown_alias_targets(self, extra_aliases: Mapping[str, str]) -> list[str]:
         """Targets of a mapping's own aliases that are neither a code nor a label (for load checks)."""
@@ -193,47 +245,52 @@ class CodeTable:
         return chain
 
     def _resolve_item(
-        self, item: str, singles: _Chain, combined: _CombinedChain, narrow: str, out: ListResolution
-    ) -> bool:
+        self, item: str, singles: _Chain, combined: _CombinedChain, narrow_text: str | None,
+        out: ListResolution,
+    ) -> tuple[bool, bool]:
+        """Add the codes of one item to ``out``: (ambiguous, a combined alias was matched)."""
         text = unicodedata.normalize("NFKC", item)
-        whole = self._match(text, singles, combined, narrow, out)
+        whole = self._match(text, singles, combined, narrow_text, out)
         if whole is not None:
-            return whole
-        ambiguous = False
+            return whole == _AMBIGUOUS, whole != _SINGLE
+        ambiguous = narrowed = False
         for part in _LIST_SEPARATORS.split(text):
             if not part.strip():
                 continue
-            matched = self._match(part, singles, combined, narrow, out)
+            matched = self._match(part, singles, combined, narrow_text, out)
             if matched is None and _ENUMERATION_COMMA in part:
                 for piece in part.split(_ENUMERATION_COMMA):
                     if piece.strip():
-                        found = self._match(piece, singles, combined, narrow, out)
-                        ambiguous |= found is True
+                        found = self._match(piece, singles, combined, narrow_text, out)
+                        ambiguous |= found == _AMBIGUOUS
+                        narrowed |= found is not None and found != _SINGLE
                         if found is None:
                             out.unknown.append(piece.strip())
             elif matched is None:
                 out.unknown.append(part.strip())
             else:
-                ambiguous |= matched
-        return ambiguous
+                ambiguous |= matched == _AMBIGUOUS
+                narrowed |= matched != _SINGLE
+        return ambiguous, narrowed
 
     @staticmethod
     def _match(
-        text: str, singles: _Chain, combined: _CombinedChain, narrow: str, out: ListResolution
-    ) -> bool | None:
-        """Add the codes ``text`` stands for to ``out``; None = no match, else whether it was ambiguous."""
+        text: str, singles: _Chain, combined: _CombinedChain, narrow_text: str | None, out: ListResolution
+    ) -> int | None:
+        """Add the codes ``text`` stands for to ``out``; None = no match, else how it matched."""
         key = "".join(text.split()).translate(_ASCII_LOWER)
         for table in combined:
             alias = table.get(key)
             if alias is not None:
+                narrow = normalise_code_value(narrow_text) if narrow_text and alias.narrow_by_keywords else ""
                 kept = [code for kw, code in alias.narrow_by_keywords if narrow and kw in narrow]
                 _add_unique(out.codes, kept or alias.maps_to)
-                return not kept and bool(alias.narrow_by_keywords)
+                return _AMBIGUOUS if not kept and alias.narrow_by_keywords else _COMBINED
         for lookup in singles:
             code = lookup.get(key)
             if code is not None:
                 _add_unique(out.codes, (code,))
-                return False
+                return _SINGLE
         return None
 
 

@@ -17,7 +17,7 @@ from mapping.evaluators import Scope, compile_value
 from mapping.findings import Finding
 from mapping.list_values import Finalize, finalizer, typed
 from mapping.loader import SourceMap, read_spec
-from mapping.map_context import Evaluator, MapContext
+from mapping.map_context import Evaluator, MapContext, clean
 from mapping.paths import PathSyntaxError, compile_path
 from mapping.reference_tables import ReferenceTable, ReferenceTableError, read_reference
 from mapping.spec import ExampleSpec, MappingSpec, SpecProblems
@@ -27,8 +27,9 @@ from mapping.transform_codes import narrow_field_of
 if TYPE_CHECKING:
     from mapping.standard import FieldSpec, KindSpec, Standard
 
-# (field name, ext key or None, evaluate, finalize: applied to values that are not text)
-_Plan = tuple[str, str | None, Evaluator, Finalize | None]
+# (field name, ext key or None, evaluate, finalize: applied to values that are not text,
+#  source key when the value is that key's cleaned value as is)
+_Plan = tuple[str, str | None, Evaluator, Finalize | None, str | None]
 
 
 @dataclass(slots=True)
@@ -95,13 +96,21 @@ class CompiledMapping:
         record = ctx.record
         if self._set_kind:
             record["record_kind"] = self.kind
-        provenance = ctx.provenance = dict(self._provenance)
-        for name, ext_key, evaluate, finalize in self._plans:
-            ctx.field = name
-            value = evaluate(src, ctx)
-            if ctx.prov_override is not None:
-                provenance[name] = ctx.prov_override
-                ctx.prov_override = None
+        provenance = ctx.provenance = self._provenance.copy()
+        source = src if type(src) is dict else {}
+        for name, ext_key, evaluate, finalize, key in self._plans:
+            if key is not None:  # a plain `{path: KEY}`: read inline, it cannot fail
+                value = source.get(key)
+                if type(value) is str:
+                    value = value.strip() or None
+                elif type(value) is list:
+                    value = clean(value)
+            else:
+                ctx.field = name
+                value = evaluate(src, ctx)
+                if ctx.prov_override is not None:
+                    provenance[name] = ctx.prov_override
+                    ctx.prov_override = None
             if value is None:
                 continue
             if finalize is not None and type(value) is not str:
@@ -173,7 +182,8 @@ def _plans(spec: MappingSpec, kind: KindSpec, standard: Standard, refs: Mapping[
             provenance[name] = compiled.provenance
         finalize = _copy_object if name == "ext" else finalizer(field_spec)
         ext_key = name[4:] if name.startswith("ext.") else None
-        plan = (name, ext_key, typed(compiled.evaluate, field_spec), finalize)
+        evaluate = typed(compiled.evaluate, field_spec)
+        plan = (name, ext_key, evaluate, finalize, compiled.key if evaluate is compiled.evaluate else None)
         (later if _needs_narrowing(field_spec, standard, spec.kind) else plans).append(plan)
     return tuple(plans + later), provenance
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 from gateway.errors import ConfigError
 
@@ -252,6 +253,25 @@ def parse_datetime(value: str | int | float, formats: Sequence[str]) -> str:
             return _aware_text(parsed, has_fraction=_has_fraction(name, text, parsed))
     shown = " or ".join(formats)
     raise ValueFormatError(f"expected a datetime as {shown}", f"时间格式应为{'或'.join(formats)}")
+
+
+def compact_datetime_text(text: str) -> str | None:
+    """``parse_datetime(text, ("yyyyMMddHHmmss",))`` for a valid trimmed text, by slicing; None
+    for anything else (the general path then converts it or says why not)."""
+    if (len(text) != 14 or not text.isdigit() or not text.isascii() or text[8:10] > "23"
+            or text[10:12] > "59" or text[12:14] > "59" or not _real_day(text[:8])):
+        return None
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}T{text[8:10]}:{text[10:12]}:{text[12:14]}+08:00"
+
+
+@lru_cache(maxsize=4096)
+def _real_day(yyyymmdd: str) -> bool:
+    # days repeat across records (timestamps do not): memoise the calendar check of the day alone
+    try:
+        date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8]))
+    except ValueError:
+        return False
+    return True
 
 
 def _has_fraction(name: str, text: str, parsed: datetime) -> bool:

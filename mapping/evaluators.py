@@ -13,12 +13,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mapping.map_context import Evaluator, MapContext, TransformFailure, as_text, clean, clean_meta
+from mapping.memo import memoised
 from mapping.paths import Getter, PathSyntaxError, compile_jmespath, compile_path
 from mapping.reference_tables import ReferenceTable, normalise_key
 from mapping.source_conditions import compile_condition
 from mapping.spec import Loc, SpecProblem, SpecProblems, ValueSpec
 from mapping.transform_base import TransformContext
-from mapping.transforms import Chain, compile_chain
+from mapping.transforms import Chain, chain_of, compile_steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class CompiledValue:
     evaluate: Evaluator
     provenance: str | None
     getter: Getter | None = None      # set for `path:` sources, so a chain can be fused with it
+    key: str | None = None            # set when that path is one key of the record
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +56,14 @@ def compile_value(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
         base = CompiledValue(_absent, None)
     evaluate = base.evaluate
     if spec.then:
-        chain = compile_chain(spec.then, scope.tctx, scope.problems, (*loc, "then"))
-        evaluate = _path_then(base.getter, chain) if base.getter is not None else _then(evaluate, chain)
+        steps = compile_steps(spec.then, scope.tctx, scope.problems, (*loc, "then"))
+        chain = chain_of(steps)
+        if base.getter is None:
+            evaluate = _then(evaluate, chain)
+        elif steps and all(s.pure for s in steps) and _memoisable(scope.tctx):
+            evaluate = memoised(base.getter, base.key, chain)
+        else:
+            evaluate = _path_then(base.getter, chain)
 
     if spec.when is not None:
         try:
@@ -68,7 +76,13 @@ def compile_value(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
         def evaluate(src: Any, ctx: MapContext) -> Any:
             return unguarded(src, ctx) if holds(src, ctx) else None
 
-    return CompiledValue(evaluate, base.provenance)
+    # `key` tells the compiler the value is that key's cleaned text, so it can read it inline
+    return CompiledValue(evaluate, base.provenance, key=base.key if evaluate is base.evaluate else None)
+
+
+def _memoisable(tctx: TransformContext) -> bool:
+    # Personal information is never kept beyond its record; ext fields have no spec saying it is not.
+    return tctx.spec is not None and not tctx.spec.pii
 
 
 def _then(raw: Evaluator, chain: Chain) -> Evaluator:
@@ -95,7 +109,7 @@ def _path(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
     compiled = _compile_path(spec.path)
     get = compiled.get
     if len(compiled.steps) == 1 and isinstance(compiled.steps[0], str):
-        return CompiledValue(_key_value(compiled.steps[0]), compiled.text, get)
+        return CompiledValue(_key_value(compiled.steps[0]), compiled.text, get, compiled.steps[0])
 
     def evaluate(src: Any, ctx: MapContext) -> Any:
         value = get(src)

@@ -62,12 +62,16 @@ def business_key(kind: KindSpec, record: Mapping[str, Any]) -> tuple[str, ...]:
 
 def canonical_content(record: Mapping[str, Any]) -> bytes:
     """The bytes the content digest is computed over (see the module docstring)."""
-    content = dict(record)
-    if not all(content.values()):  # a C scan; the Python filter runs only when a value is falsy
-        content = {k: v for k, v in content.items() if v or not (v is None or v == "" or v == [])}
-    for name in GATEWAY_FILLED_FIELDS:
-        content.pop(name, None)
-    return _dumps(content)
+    if GATEWAY_FILLED_FIELDS.isdisjoint(record):
+        content = record          # ingest hashes before it fills them: no copy
+    else:
+        content = {k: v for k, v in record.items() if k not in GATEWAY_FILLED_FIELDS}
+    data = _dumps(content)
+    # An absent value (null, "", []) serialises as one of these; a match may also be text inside a
+    # string or a nested value, so it only sends the record through the exact filter below.
+    if b":null" in data or b':""' in data or b":[]" in data:
+        data = _dumps({k: v for k, v in content.items() if not (v is None or v == "" or v == [])})
+    return data
 
 
 def content_digest(record: Mapping[str, Any]) -> str:

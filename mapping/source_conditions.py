@@ -68,7 +68,14 @@ def _operand(cond: dict[str, Any]) -> Callable[[Any, MapContext], Any]:
         raise SpecProblem(str(exc), (key,)) from exc
     if key == "meta":
         return lambda src, ctx: clean_meta(get(ctx.meta))
-    return lambda src, ctx: clean(get(src))
+
+    def operand(src: Any, ctx: MapContext) -> Any:
+        value = get(src)
+        if type(value) is str:
+            return value.strip() or None
+        return clean(value)
+
+    return operand
 
 
 def _texts(value: Any) -> list[str]:
@@ -111,12 +118,24 @@ def _leaf(cond: dict[str, Any]) -> Predicate:
         "contains_any": lambda vs: not wanted_set.isdisjoint(vs),
     }
     test = tests[op]
+    # one text, the common operand: the same tests without building a list
+    text_tests: dict[str, Callable[[str], bool]] = {
+        "eq": lambda v: v == single,
+        "ne": lambda v: v != single,
+        "in": lambda v: v in wanted_set,
+        "not_in": lambda v: v not in wanted_set,
+        "contains": lambda v: v == single,
+        "contains_any": lambda v: v in wanted_set,
+    }
+    test_text = text_tests[op]
     negative = op in ("ne", "not_in")
 
     def predicate(src: Any, ctx: MapContext) -> bool:
         value = get(src, ctx)
         if value is None:
             return negative
+        if type(value) is str:
+            return test_text(value)
         return test(_texts(value))
 
     return predicate

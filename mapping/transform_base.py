@@ -36,6 +36,9 @@ class CompiledTransform:
     name: str
     apply: TransformFn
     on_absent: bool = False
+    pure: bool = False
+    """The output and any failure depend on the input value alone (not on the record or meta),
+    so the engine may memoise the chain for a field (see ``mapping.memo``)."""
 
 
 Factory = Callable[[Any, Mapping[str, Any], TransformContext], CompiledTransform]
@@ -49,7 +52,7 @@ def textwise(name: str, fn: Callable[[str], Any]) -> CompiledTransform:
             return clean([fn(as_text(v)) for v in value])
         return fn(as_text(value))
 
-    return CompiledTransform(name, apply)
+    return CompiledTransform(name, apply, pure=True)
 
 
 def type_failure(expected_en: str, expected_zh: str, value: Any, pii: bool) -> TransformFailure:

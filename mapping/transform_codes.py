@@ -46,7 +46,7 @@ def map_factory(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> C
             return clean([one(v) for v in value])
         return clean(one(value))
 
-    return CompiledTransform("map", apply)
+    return CompiledTransform("map", apply, pure=True)
 
 
 _MISSING = object()
@@ -90,9 +90,11 @@ def lookup_factory(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -
     narrow_field = narrow_field_of(table, tctx.kind) if as_list else None
     unknown = _unknown_reporter(table, severity, tctx.pii)
     extra_aliases = aliases or None
+    resolve = table.resolver(schemes, extra_aliases)
+    resolve_list = table.list_resolver(schemes, extra_aliases, memo=not tctx.pii)
 
     def one(value: Any) -> str:
-        code = table.resolve(as_text(value).strip(), schemes, extra_aliases)
+        code = resolve(as_text(value).strip())
         if code is None:
             raise unknown([as_text(value)])
         return code
@@ -106,7 +108,7 @@ def lookup_factory(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -
         items = value if type(value) is str else [as_text(v) for v in value] if type(value) is list else [
             as_text(value)]
         narrow = ctx.record.get(narrow_field) if narrow_field else None
-        res = table.resolve_list(items, schemes, extra_aliases, narrow if isinstance(narrow, str) else None)
+        res = resolve_list(items, narrow if isinstance(narrow, str) else None)
         if res.ambiguous:
             ctx.report("CODE_AMBIGUOUS", "warning",
                        f"a combined value could not be narrowed; kept all of {', '.join(res.codes)}",
@@ -116,7 +118,8 @@ def lookup_factory(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -
             return clean([*res.codes, *res.unknown])
         return res.codes or None
 
-    return CompiledTransform("lookup", apply_list if as_list else apply_scalar)
+    # a narrowed list lookup reads another field of the record: not a function of its value alone
+    return CompiledTransform("lookup", apply_list if as_list else apply_scalar, pure=narrow_field is None)
 
 
 def narrow_field_of(table: CodeTable, kind: str) -> str | None:

@@ -39,7 +39,7 @@ def _converter(name: str, convert: Callable[[Any], Any], expected_en: str, expec
         except (ValueFormatError, TypeError) as exc:
             raise type_failure(expected_en, expected_zh, value, pii) from exc
 
-    return CompiledTransform(name, apply)
+    return CompiledTransform(name, apply, pure=True)
 
 
 def _parser(name: str, parse: Callable[[Any, tuple[str, ...]], Any], formats: tuple[str, ...],
@@ -56,7 +56,7 @@ def _parser(name: str, parse: Callable[[Any, tuple[str, ...]], Any], formats: tu
         except (ValueFormatError, TypeError) as exc:
             raise type_failure(expected_en, expected_zh, value, pii) from exc
 
-    return CompiledTransform(name, apply)
+    return CompiledTransform(name, apply, pure=True)
 
 
 def _date(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> CompiledTransform:
@@ -68,12 +68,26 @@ def _date(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> Compile
 
 
 def _datetime(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> CompiledTransform:
+    from mapping.dates import compact_datetime_text
     from mapping.values import DATETIME_FORMATS, parse_datetime
 
     formats = _formats("datetime", arg, DATETIME_FORMATS)
     shown = " or ".join(formats)
-    return _parser("datetime", parse_datetime, formats, f"a date and time ({shown})", f"日期时间（{shown}）",
-                   tctx)
+    general = _parser("datetime", parse_datetime, formats, f"a date and time ({shown})",
+                      f"日期时间（{shown}）", tctx)
+    if formats != ("yyyyMMddHHmmss",):
+        return general
+    slow = general.apply
+
+    def apply(value: Any, ctx: MapContext) -> Any:
+        # timestamps rarely repeat, so they are not memoised: convert the common form by slicing
+        if type(value) is str:
+            fast = compact_datetime_text(value)
+            if fast is not None:
+                return fast
+        return slow(value, ctx)
+
+    return CompiledTransform("datetime", apply, pure=True)
 
 
 def _decimal(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> CompiledTransform:
@@ -88,8 +102,35 @@ def _decimal(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> Comp
         raise SpecProblem(f"'decimal': unit must be one of {', '.join(sorted(MONEY_UNITS))}, got {unit!r}")
     if places is not None and (not isinstance(places, int) or isinstance(places, bool) or places < 0):
         raise SpecProblem("'decimal': places must be a non-negative integer")
-    return _converter("decimal", lambda v: to_decimal(v, unit=unit, places=places), "a decimal number",
-                      "数值", tctx)
+    general = _converter("decimal", lambda v: to_decimal(v, unit=unit, places=places), "a decimal number",
+                         "数值", tctx)
+    if unit not in ("元", "yuan") or places is None:
+        return general
+    slow = general.apply
+
+    def apply(value: Any, ctx: MapContext) -> Any:
+        # amounts rarely repeat: the common plain form in yuan is padded, not parsed
+        if type(value) is str:
+            fast = plain_places(value, places)
+            if fast is not None:
+                return fast
+        return slow(value, ctx)
+
+    return CompiledTransform("decimal", apply, pure=True)
+
+
+def plain_places(text: str, places: int) -> str | None:
+    """``to_decimal(text, places=places)`` for unsigned plain numbers without leading zeros or
+    excess places, by padding; None for anything else (the general path converts it)."""
+    whole, dot, fraction = text.partition(".")
+    if (not whole or len(whole) > 30 or not whole.isdigit() or not whole.isascii()
+            or (whole[0] == "0" and len(whole) > 1)):
+        return None
+    if not dot:
+        return whole + "." + "0" * places if places else whole
+    if not fraction or len(fraction) > places or not fraction.isdigit() or not fraction.isascii():
+        return None
+    return text + "0" * (places - len(fraction))
 
 
 def _simple(name: str, expected_en: str, expected_zh: str) -> Factory:

@@ -61,7 +61,7 @@ def _split(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> Compil
                     out.append(piece)
         return out or None
 
-    return CompiledTransform("split", apply)
+    return CompiledTransform("split", apply, pure=True)
 
 
 def _join(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> CompiledTransform:
@@ -73,7 +73,7 @@ def _join(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> Compile
             return clean(arg.join(as_text(v) for v in value))
         return value
 
-    return CompiledTransform("join", apply)
+    return CompiledTransform("join", apply, pure=True)
 
 
 def _regex(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> CompiledTransform:
@@ -120,7 +120,7 @@ def _default(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> Comp
     def apply(value: Any, ctx: MapContext) -> Any:
         return fallback if value is None else value
 
-    return CompiledTransform("default", apply, on_absent=True)
+    return CompiledTransform("default", apply, on_absent=True, pure=True)
 
 
 def _each(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> CompiledTransform:

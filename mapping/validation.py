@@ -384,14 +384,16 @@ def _root(path: str) -> str:
 
 _GENERAL, _PLAIN_STRING, _MEMBER, _BOOLEAN, _PATTERN_STRING = range(5)
 _NO_LIMIT = 1 << 62
+# checks that read the value alone: dates repeat, and so does received_at within an envelope
+_VALUE_ONLY_TYPES = frozenset({"date", "datetime", "decimal"})
 
 
 def _fast_path(spec: FieldSpec, env: _Env, kind: KindSpec) -> tuple[int, Any]:
     """How ``validate`` can accept a valid value without calling the field's check closure.
 
-    Identifier and date values repeat across records (provider, implementing body, division,
-    decision dates), so a field whose result depends on the value alone memoises its valid
-    values. PII is never memoised, nor RIC (valid depends on today) or CRD-001's ``uscc``.
+    Identifier, date and datetime values repeat across records (provider, implementing body,
+    division, decision dates, receipt time), so a field whose result depends on the value alone
+    memoises its valid values. PII is never memoised, nor RIC (valid depends on today) or CRD-001's ``uscc``.
     """
     if spec.type in ("string", "text") and not spec.identifier:
         limit = _NO_LIMIT if spec.max_length is None else spec.max_length
@@ -403,7 +405,7 @@ def _fast_path(spec: FieldSpec, env: _Env, kind: KindSpec) -> tuple[int, Any]:
     if spec.type == "enum":
         return _MEMBER, env.standard.code_tables[spec.code_table or ""].codes
     placeholder_field = spec.name == "uscc" and any(r.id == _PLACEHOLDER_RULE for r in kind.rules)
-    value_only = spec.type == "date" or (spec.identifier not in (None, "ric") and not placeholder_field)
+    value_only = spec.type in _VALUE_ONLY_TYPES or (spec.identifier not in (None, "ric") and not placeholder_field)
     if value_only and not spec.pii:
         return _MEMBER, set()
     return _GENERAL, None
@@ -501,6 +503,7 @@ class Validator:
             if field_level_rules is None:
                 field_level_rules = rule_tables.FIELD_LEVEL_RULES
         self.standard = standard
+        self._rule_findings: _RuleFindings = {}
         env = _Env(standard, {r.id: r.severity for r in standard.rules.values()},
                    frozenset(uscc_exceptions), today_fn, {})
         self._kinds = {name: _CompiledKind(kind, env, rules, cross_record_rules)
@@ -546,17 +549,33 @@ class Validator:
         for spec, rule, fields in compiled.rules if full else compiled.d_rules:
             if broken is None or fields.isdisjoint(broken):
                 for violation in rule(record):
-                    _add_violation(spec, violation, out)
+                    _add_violation(spec, violation, out, self._rule_findings)
         if history is not None:
             for spec, rule, fields in compiled.cross_rules:
                 if (full or spec.id.startswith("COM-")) and (broken is None or fields.isdisjoint(broken)):
                     for violation in rule(record, history):
-                        _add_violation(spec, violation, out)
+                        _add_violation(spec, violation, out, self._rule_findings)
 
 
-def _add_violation(spec: RuleSpec, violation: Violation, out: list[Finding]) -> None:
+_MAX_CACHED_RULE_FINDINGS = 4096
+_RuleFindings = dict[tuple[str, str, "Violation"], Finding]
+
+
+def _add_violation(spec: RuleSpec, violation: Violation, out: list[Finding], cache: _RuleFindings) -> None:
     code = f"RULE:{spec.id}"
     # CRD-001's placeholder part is also checked at field level; report it once.
-    if not any(f.code == code and f.field == violation.field for f in out):
-        out.append(make_finding(code, violation.field, severity=spec.severity, rule_id=spec.id,
-                                detail_en=violation.detail_en, detail_zh=violation.detail_zh))
+    field = violation.field
+    for f in out:
+        if f.field == field and f.code == code:
+            return
+    # The same violations recur (COM-006 on every update of a key not seen before, BEH-001...):
+    # findings are immutable, so one rendered finding serves them all. Violations never quote PII.
+    key = (spec.id, spec.severity, violation)
+    found = cache.get(key)
+    if found is None:
+        found = make_finding(code, field, severity=spec.severity, rule_id=spec.id,
+                             detail_en=violation.detail_en, detail_zh=violation.detail_zh)
+        if len(cache) >= _MAX_CACHED_RULE_FINDINGS:
+            cache.clear()
+        cache[key] = found
+    out.append(found)

@@ -7,7 +7,7 @@ its PII fields at rest is a later step of the stores.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from gateway.errors import ConfigError
+from gateway.record_view import BatchView
 from gateway.stores.db import translate_errors
 from gateway.stores.keys import BusinessKey, key_hash, plain_key
 from gateway.stores.schema import accepted_records
@@ -97,6 +98,26 @@ class AcceptedRecords:
             return None
         return latest["record"].get(field)
 
+    def snapshot(self, record_ids: Collection[str], keys: Collection[tuple[str, tuple[str, ...]]]) -> BatchView:
+        """What ingest needs to know about a whole envelope, in a few queries instead of one per record:
+        which of ``record_ids`` are accepted already, and the latest operation of each business key."""
+        hashed = {key_hash(kind, key, self._secret): (kind, key) for kind, key in keys}
+        known: set[str] = set()
+        latest: dict[tuple[str, tuple[str, ...]], tuple[str, Mapping[str, Any] | None]] = {}
+        t = accepted_records
+        with translate_errors("reading accepted records"), self._engine.connect() as conn:
+            for chunk in _chunks(list(record_ids)):
+                known.update(conn.execute(select(t.c.record_id).where(t.c.record_id.in_(chunk))).scalars())
+            for chunk in _chunks(list(hashed)):
+                rows = conn.execute(select(t.c.kind, t.c.business_key_hash, t.c.operation)
+                                    .where(t.c.business_key_hash.in_(chunk))
+                                    .order_by(t.c.accepted_at, t.c.record_id))
+                for kind, key_digest, operation in rows:  # ascending: the last one seen is the latest
+                    wanted = hashed.get(key_digest)
+                    if wanted is not None and wanted[0] == kind:
+                        latest[wanted] = (operation, None)
+        return BatchView(known, latest, self.accepted_value)
+
     def _latest(self, kind: str, hashed: str, *, with_record: bool = False) -> Any:
         t = accepted_records
         columns = [t.c.record_id, t.c.operation, *([t.c.record] if with_record else [])]
@@ -104,3 +125,11 @@ class AcceptedRecords:
                 .order_by(t.c.accepted_at.desc(), t.c.record_id.desc()).limit(1))
         with translate_errors("reading accepted records"), self._engine.connect() as conn:
             return conn.execute(stmt).mappings().first()
+
+
+IN_CHUNK = 500  # bound parameters per IN (...) list; SQLite allows 32,766, PostgreSQL 65,535
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), IN_CHUNK):
+        yield items[start:start + IN_CHUNK]

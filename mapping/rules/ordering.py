@@ -14,6 +14,9 @@ from mapping.rules.compare import CLOCK_SKEW, date_key, to_datetime
 from mapping.rules.facts import field_label
 from mapping.rules.violation import HOLDS, Result, RuleFn, Violation
 
+_PLAIN_DATETIME_LENGTH = len("2025-01-01T00:00:00+08:00")
+_SHANGHAI_SUFFIX = "+08:00"
+
 
 def dates_in_order(kind: str, earlier: str, later: str, *, report_on: str | None = None) -> RuleFn:
     """Rule: the calendar date of ``earlier`` <= that of ``later`` (datetimes taken in Asia/Shanghai)."""
@@ -57,6 +60,10 @@ def times_in_order(
     def rule(record: Mapping[str, Any]) -> Result:
         first, second = record.get(earlier), record.get(later)
         if not first or not second:
+            return HOLDS
+        # Two validated datetimes without fraction, both +08:00: their text order is their order.
+        if (len(first) == len(second) == _PLAIN_DATETIME_LENGTH and first.endswith(_SHANGHAI_SUFFIX)
+                and second.endswith(_SHANGHAI_SUFFIX) and (first < second or (first == second and not strict))):
             return HOLDS
         first_at, second_at = to_datetime(first), to_datetime(second)
         if allowance is not None:

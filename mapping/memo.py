@@ -1,0 +1,65 @@
+"""A bounded memo of one field's pure ``then:`` chain, keyed by the source text.
+
+Dates, codes, flags and the identifiers of public bodies repeat across the records of a source, and
+their conversions are pure (``CompiledTransform.pure``): the chain's result depends on the source
+text alone. The engine then keeps, per field, the results of texts converted without a finding
+(a text that failed is converted again, so its finding is reported every time). Fields holding
+personal information are never memoised (the compiler does not ask for it), and each memo is
+bounded: it is emptied when full, and a field whose values do not repeat (timestamps, amounts)
+stops memoising for a while, so it costs a counter instead of a dict insert per record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mapping.map_context import Evaluator, MapContext, clean
+from mapping.paths import Getter
+
+MEMO_MAX_ENTRIES = 2048
+"""Per field; small enough to stay in cache, large enough for a year of dates or a code table."""
+_POOR_HITS = MEMO_MAX_ENTRIES // 8     # fewer hits than this while filling: values do not repeat
+_BYPASS_CALLS = 16 * MEMO_MAX_ENTRIES  # then convert without memoising for this many calls
+_MISS = object()
+_IMMUTABLE = frozenset({str, bool, int, float, type(None)})
+
+Chain = Any  # Callable[[Any, MapContext], Any]; Any keeps the hot closure free of typing overhead
+
+
+def memoised(get: Getter, key: str | None, chain: Chain) -> Evaluator:
+    """``chain(clean(get(src)))`` with a memo of text sources; ``key``: the path is this one key."""
+    cache: dict[str, Any] = {}
+    hits = 0
+    bypass = 0
+
+    def evaluate(src: Any, ctx: MapContext) -> Any:
+        nonlocal hits, bypass
+        raw = get(src) if key is None else src.get(key) if type(src) is dict else None
+        if type(raw) is not str:
+            return chain(clean(raw) if type(raw) is list else raw, ctx)
+        found = cache.get(raw, _MISS)
+        if found is not _MISS:
+            hits += 1
+            return found.copy() if type(found) is list else found
+        if bypass:
+            bypass -= 1
+            return chain(raw.strip() or None, ctx)
+        findings = ctx.findings
+        before = len(findings)
+        value = chain(raw.strip() or None, ctx)
+        if len(findings) == before and _storable(value):
+            if len(cache) >= MEMO_MAX_ENTRIES:
+                if hits < _POOR_HITS:
+                    bypass = _BYPASS_CALLS
+                cache.clear()
+                hits = 0
+            cache[raw] = value.copy() if type(value) is list else value
+        return value
+
+    return evaluate
+
+
+def _storable(value: Any) -> bool:
+    if type(value) in _IMMUTABLE:
+        return True
+    return type(value) is list and all(type(v) is str for v in value)
