@@ -1,8 +1,16 @@
 """Delivery worker: one per adapter, feeding it batches from its outbox.
 
-This is the embedded seam of durable delivery: claim a batch, call the adapter, record each
-record's result (delivered, rejected by the target -> the department's rejections, retry later,
-or failed -> dead letter). Backoff policy, circuit breaking and Redis Streams build on this seam.
+A worker claims a batch (up to ``batch_size`` records; when fewer are ready it delivers what there
+is, then waits for news or ``max_wait_s``, lingering ``linger_s`` after news so a burst travels
+together), calls the adapter and settles each record's result: delivered; rejected by the target
+(-> the department's rejections); retry, rescheduled durably in the outbox with exponential
+backoff and full jitter (``tenacity.wait_random_exponential``), never sooner than a Retry-After;
+failed (-> dead letters), also when the attempts or the age run out. A per-adapter circuit breaker
+stops claiming while the target is down and probes it with one record at a time.
+
+Per-key order is the outbox's: it never hands out a version of a business key while an earlier
+one is still on its way. ``stop()`` lets the batch in hand finish; work cut off by the grace
+period is returned to the outbox, due at once, for the next worker.
 """
 
 from __future__ import annotations
@@ -10,13 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from tenacity import RetryCallState, wait_random_exponential
+
 from adapters.base import Adapter, DeliveryResult, OutboundRecord
+from gateway.circuit import CircuitBreaker
 from gateway.errors import PermanentError, TransientError
 from gateway.hooks import Hooks, NoHooks
 
@@ -25,7 +35,7 @@ log = logging.getLogger(__name__)
 
 class OutboxItemLike(Protocol):
     @property
-    def id(self) -> int: ...
+    def id(self) -> int | str: ...
     @property
     def record_id(self) -> str: ...
     @property
@@ -50,59 +60,118 @@ class DeliveryLedger(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """``attempts`` counts every claim of the record, the one being settled included."""
+
     first_delay_s: float = 1.0
     max_delay_s: float = 300.0
     max_attempts: int = 10
+    max_age_s: float | None = None
+
+    def delay_s(self, attempts: int) -> float:
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]  # only attempt_number is read
+        state.attempt_number = max(attempts, 1)
+        wait = wait_random_exponential(multiplier=self.first_delay_s, max=self.max_delay_s)
+        return float(wait(state))
 
     def next_attempt(self, attempts: int, now: datetime, retry_after_s: float | None) -> datetime:
-        delay = min(self.first_delay_s * 2 ** max(attempts - 1, 0), self.max_delay_s)
-        delay *= 0.5 + random.random()
+        delay = self.delay_s(attempts)
         if retry_after_s is not None:
             delay = max(delay, retry_after_s)
         return now + timedelta(seconds=delay)
 
+    def exhausted(self, attempts: int, enqueued_at: datetime, now: datetime) -> str | None:
+        """Why no further attempt is allowed, or None."""
+        if attempts >= self.max_attempts:
+            return f"attempts exhausted ({attempts})"
+        if self.max_age_s is not None and (now - enqueued_at).total_seconds() >= self.max_age_s:
+            return f"too old ({int((now - enqueued_at).total_seconds())} s in the outbox)"
+        return None
+
 
 class DeliveryWorker:
     def __init__(self, adapter_id: str, adapter: Adapter, ledger: DeliveryLedger, *, batch_size: int,
-                 max_wait_s: float, policy: RetryPolicy | None = None, hooks: Hooks | None = None) -> None:
+                 max_wait_s: float, policy: RetryPolicy | None = None, hooks: Hooks | None = None,
+                 breaker: CircuitBreaker | None = None, linger_s: float = 0.0) -> None:
         self.adapter_id = adapter_id
         self._adapter = adapter
         self._ledger = ledger
         self._batch_size = batch_size
         self._max_wait_s = max_wait_s
+        self._linger_s = linger_s
         self._policy = policy or RetryPolicy()
         self._hooks = hooks or NoHooks()
+        self.breaker = breaker or CircuitBreaker()
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def notify(self) -> None:
         """New work was written: wake up instead of waiting for the next poll."""
         self._wake.set()
 
+    def request_stop(self) -> None:
+        """Finish the batch in hand, then return from ``run``."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             delivered = await self.run_once()
-            if delivered == 0:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):  # no news: poll again (retries come due by time)
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._max_wait_s)
+            if self._stopping:
+                return
+            if delivered < self._batch_size:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        timeout_s = self._max_wait_s
+        if self.breaker.state == "open":
+            timeout_s = max(self.breaker.wait_s(), 0.01)
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):  # no news: poll again (retries come due by time)
+            await asyncio.wait_for(self._wake.wait(), timeout=timeout_s)
+            if self._linger_s and not self._stopping:
+                await asyncio.sleep(self._linger_s)
 
     async def run_once(self) -> int:
+        limit = self.breaker.allowance(self._batch_size)
+        if limit == 0:
+            return 0
         now = datetime.now(UTC)
-        items = await asyncio.to_thread(self._ledger.claim, self.adapter_id, self._batch_size, now)
+        items = await asyncio.to_thread(self._ledger.claim, self.adapter_id, limit, now)
         if not items:
             return 0
         batch = [OutboundRecord(record_id=i.record_id, kind=i.kind, record=i.payload, department=i.department)
                  for i in items]
-        results = [self._final(i, r) for i, r in zip(items, await self._deliver(batch), strict=True)]
+        try:
+            raw = await self._deliver(batch)
+        except asyncio.CancelledError:
+            await self._give_back(items)
+            raise
         done = datetime.now(UTC)
+        results = [self._final(i, r, done) for i, r in zip(items, raw, strict=True)]
+        self._update_breaker(raw)
         await asyncio.to_thread(self._ledger.settle, self.adapter_id, items, results, done, self._retry_at)
         for item, result in zip(items, results, strict=True):
             latency = (done - item.enqueued_at).total_seconds() if result.status == "delivered" else None
             self._hooks.delivery_result(self.adapter_id, item.kind, result.status, latency)
         return len(items)
 
+    async def _give_back(self, items: Sequence[OutboxItemLike]) -> None:
+        now = datetime.now(UTC)
+        back = [DeliveryResult(record_id=i.record_id, status="retry", message="returned at shutdown")
+                for i in items]
+        await asyncio.to_thread(self._ledger.settle, self.adapter_id, items, back, now, lambda _i, _r: now)
+
+    def _update_breaker(self, results: Sequence[DeliveryResult]) -> None:
+        if results and all(r.status == "retry" for r in results):
+            was = self.breaker.state
+            self.breaker.record_failure()
+            if self.breaker.state == "open" and was != "open":
+                log.warning("%s: circuit open; probing in %.1f s", self.adapter_id, self.breaker.wait_s())
+        else:
+            self.breaker.record_success()
+
     def _retry_at(self, item: OutboxItemLike, result: DeliveryResult) -> datetime:
-        return self._policy.next_attempt(item.attempts + 1, datetime.now(UTC), result.retry_after_s)
+        return self._policy.next_attempt(item.attempts, datetime.now(UTC), result.retry_after_s)
 
     async def _deliver(self, batch: list[OutboundRecord]) -> list[DeliveryResult]:
         try:
@@ -119,9 +188,12 @@ class DeliveryWorker:
                                                          message="no result from the adapter")
                 for r in batch]
 
-    def _final(self, item: OutboxItemLike, result: DeliveryResult) -> DeliveryResult:
-        """A retry past the last allowed attempt is a failure: the record goes to dead letters."""
-        if result.status == "retry" and item.attempts + 1 >= self._policy.max_attempts:
-            return DeliveryResult(record_id=result.record_id, status="failed",
-                                  message=f"attempts exhausted ({item.attempts + 1}): {result.message}")
-        return result
+    def _final(self, item: OutboxItemLike, result: DeliveryResult, now: datetime) -> DeliveryResult:
+        """A retry past the last allowed attempt or age is a failure: the record goes to dead letters."""
+        if result.status != "retry":
+            return result
+        reason = self._policy.exhausted(item.attempts, item.enqueued_at, now)
+        if reason is None:
+            return result
+        return DeliveryResult(record_id=result.record_id, status="failed", code=result.code,
+                              message=f"{reason}: {result.message}")

@@ -4,15 +4,25 @@ Ingest: one transaction per envelope (accepted records, their outbox rows for ev
 adapter, rejections with raw payloads, journeys). Delivery: claim from the outbox, then settle each
 result (delivered, rejected by the target -> the providing department's rejections, retried
 later, or dead-lettered) together with its journey.
+
+With a Redis outbox, "durable before acknowledge" still means the SQL transaction: the outbox
+rows are committed with the ledger, records and journeys (a transactional outbox), so the source
+is acknowledged once that commit returns, whether Redis is up or not. The SQL rows are then
+handed on to the Redis streams (``XADD`` guarded by ``SET NX`` on the record id, so a hand-over
+repeated after a crash adds nothing) and deleted. ``relay()`` runs after every write, at start and
+periodically, always oldest row first, so rows committed but not yet in a stream (Redis down, or
+the process killed between the commit and the hand-over) reach it in order.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 
 from adapters.base import DeliveryResult
 from gateway.envelope import Envelope
@@ -20,20 +30,28 @@ from gateway.errors import StoreUnavailable
 from gateway.ingest import RecordOutcome
 from gateway.stores.db import translate_errors
 from gateway.stores.journeys import JourneyLog, JourneyRow
-from gateway.stores.outbox import OutboxItem, OutboxRow, SqlOutbox
+from gateway.stores.outbox import DEFAULT_LEASE_S, ItemId, Outbox, OutboxItem, OutboxRow, SqlOutbox
 from gateway.stores.records import AcceptedRecords, AcceptedRow
+from gateway.stores.redis_outbox import RedisOutbox
 from gateway.stores.rejections import RejectedRow, RejectionsLedger, WorkingDays
-from gateway.stores.schema import journeys, outbox
+from gateway.stores.schema import journeys, outbox, rejections
 from gateway.stores.writer import IngestWriter
+
+log = logging.getLogger(__name__)
+RELAY_BATCH = 1000
 
 
 class SqlGatewayStore:
-    def __init__(self, engine: Engine, calendar: WorkingDays) -> None:
+    def __init__(self, engine: Engine, calendar: WorkingDays, *, outbox: Outbox | None = None,
+                 lease_s: float = DEFAULT_LEASE_S) -> None:
         self._engine = engine
         self._writer = IngestWriter(engine, calendar)
         self.records = AcceptedRecords(engine)
         self.rejections = RejectionsLedger(engine, calendar)
-        self.outbox = SqlOutbox(engine)
+        self.sql_outbox = SqlOutbox(engine, lease_s=lease_s)
+        self.outbox: Outbox = outbox or self.sql_outbox
+        self._redis = outbox if isinstance(outbox, RedisOutbox) else None
+        self._relay_lock = threading.Lock()
         self.journeys = JourneyLog(engine)
 
     @property
@@ -70,6 +88,25 @@ class SqlGatewayStore:
                     steps.append(JourneyRow(record_id=o.record_id, event="queued", at=now, target=adapter,
                                             envelope_id=envelope.envelope_id))
         self._writer.write(accepted, rejected, steps, queued)
+        if self._redis is not None and queued:
+            try:
+                self.relay()
+            except StoreUnavailable as exc:  # committed: the periodic relay hands it on later
+                log.warning("outbox rows kept for the relay: %s", exc)
+
+    def relay(self) -> int:
+        """Hand committed outbox rows on to the Redis outbox, oldest first; returns how many."""
+        if self._redis is None:
+            return 0
+        moved = 0
+        with self._relay_lock:
+            while rows := self.sql_outbox.pending_rows(RELAY_BATCH):
+                self._redis.put_rows(rows)
+                self.sql_outbox.forget([r.id for r in rows])
+                moved += len(rows)
+                if len(rows) < RELAY_BATCH:
+                    break
+        return moved
 
     # -- delivery -------------------------------------------------------------------------------
 
@@ -79,10 +116,10 @@ class SqlGatewayStore:
     def settle(self, adapter: str, items: Sequence[Any], results: Sequence[DeliveryResult], now: datetime,
                retry_at: Callable[[Any, DeliveryResult], datetime]) -> None:
         steps: list[JourneyRow] = []
-        finished: list[int] = []
+        finished: list[ItemId] = []
         for item, result in zip(items, results, strict=True):
             detail = {"code": result.code, "message": result.message, "receipt": result.receipt,
-                      "attempt": item.attempts + 1}
+                      "attempt": item.attempts}
             if result.status == "delivered":
                 finished.append(item.id)
                 steps.append(JourneyRow(record_id=item.record_id, event="delivered", at=now, target=adapter,
@@ -90,7 +127,7 @@ class SqlGatewayStore:
             elif result.status == "rejected":
                 # The target says the data is wrong: the providing department's to fix, not ops'.
                 finished.append(item.id)
-                self.rejections.add(RejectedRow(
+                self._target_rejection(item, RejectedRow(
                     kind=item.kind, connector=str(item.payload.get("connector", "")), rejected_at=now,
                     errors=[{"code": result.code or "TARGET_REJECTED", "field": None, "severity": "error",
                              "location": adapter, "message_zh": f"{adapter} 拒收：{result.message}",
@@ -109,6 +146,23 @@ class SqlGatewayStore:
                                         detail=detail))
         self.outbox.complete(finished)
         self.journeys.append_many(steps)
+
+    def _target_rejection(self, item: Any, row: RejectedRow) -> None:
+        rejection_id = self.rejections.add(row)
+        key = getattr(item, "business_key_hash", None)
+        if key is not None:  # so that the corrected record, once accepted, resolves it
+            with translate_errors("keying a rejection"), self._engine.begin() as conn:
+                conn.execute(update(rejections).where(rejections.c.id == rejection_id)
+                             .values(business_key_hash=key))
+
+    def depth(self) -> int:
+        """Undelivered outbox items of every adapter (pending, scheduled, in flight)."""
+        with self._engine.connect() as conn:
+            adapters = [a for (a,) in conn.execute(select(outbox.c.adapter).distinct())]
+        if self._redis is not None:
+            unrelayed = len(self.sql_outbox.pending_rows(1))
+            return unrelayed + sum(self.outbox.depth(a) for a in self._redis.adapters())
+        return sum(self.outbox.depth(a) for a in adapters)
 
     # -- ops ------------------------------------------------------------------------------------
 

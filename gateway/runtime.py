@@ -7,7 +7,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
 from functools import partial
@@ -15,14 +19,19 @@ from functools import partial
 from connectors.base import ConnectorContext, HeldLease
 from gateway.api.state import ApiState
 from gateway.assembly import Assembly, assemble
-from gateway.delivery import DeliveryWorker
+from gateway.circuit import CircuitBreaker
+from gateway.dead_letters import DeadLetterOps
+from gateway.delivery import DeliveryWorker, RetryPolicy
 from gateway.durable import SqlGatewayStore
+from gateway.errors import StoreUnavailable
 from gateway.hooks import Hooks
 from gateway.ingest import Ingestor
 from gateway.publisher import Publisher
 from gateway.settings import Settings
 from gateway.stores.connector_state import SqlConnectorState
 from gateway.stores.db import create_engine_for, init_schema
+from gateway.stores.outbox import Outbox
+from gateway.stores.redis_outbox import RedisOutbox
 from gateway.supervise import supervise
 from mapping.calendar import WorkingCalendar
 from monitoring.metrics import PrometheusHooks
@@ -38,12 +47,11 @@ class Runtime:
         self.metrics = PrometheusHooks()
         self.hooks: Hooks = self.metrics
         self.calendar = WorkingCalendar(settings.calendar.extra_holidays, settings.calendar.extra_workdays)
-        self.store = SqlGatewayStore(self.engine, self.calendar)
-        self.workers = {
-            a.id: DeliveryWorker(a.id, self.assembly.adapters[a.id], self.store, batch_size=a.batch_size,
-                                 max_wait_s=a.max_wait_s, hooks=self.hooks)
-            for a in settings.adapters if a.enabled
-        }
+        self.redis_outbox = self._redis_outbox(settings)
+        outbox: Outbox | None = self.redis_outbox
+        self.store = SqlGatewayStore(self.engine, self.calendar, outbox=outbox, lease_s=settings.delivery.lease_s)
+        self.workers = {a.id: self._worker(a.id, a.batch_size, a.max_wait_s) for a in settings.adapters if a.enabled}
+        self.ops = DeadLetterOps(self.store, on_redriven=self._wake_workers)
         self.publisher = Publisher(
             ingestor=Ingestor(uscc_exceptions=frozenset(settings.uscc_exceptions), today_fn=today_fn),
             mappings=self.assembly.connector_mappings,
@@ -54,6 +62,26 @@ class Runtime:
             connector_meta={c.id: c.meta for c in settings.connectors if c.meta},
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
+
+    @staticmethod
+    def _redis_outbox(settings: Settings) -> RedisOutbox | None:
+        if settings.stores.redis_url is None:
+            return None
+        # Unique per process: a restarted process must not pose as the dead one (its entries are reclaimed).
+        consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        return RedisOutbox.from_url(settings.stores.redis_url.get_secret_value(), prefix=settings.stores.redis_prefix,
+                                    consumer=consumer, lease_s=settings.delivery.lease_s)
+
+    def _worker(self, adapter_id: str, batch_size: int, max_wait_s: float) -> DeliveryWorker:
+        d = self.settings.delivery
+        policy = RetryPolicy(first_delay_s=d.first_backoff_s, max_delay_s=d.max_backoff_s,
+                             max_attempts=d.max_attempts, max_age_s=d.max_age_s)
+        breaker = CircuitBreaker(failure_threshold=d.circuit_failures, open_s=d.circuit_open_s,
+                                 max_open_s=d.circuit_max_open_s)
+        return DeliveryWorker(adapter_id, self.assembly.adapters[adapter_id], self.store, batch_size=batch_size,
+                              max_wait_s=max_wait_s, policy=policy, hooks=self.hooks, breaker=breaker,
+                              linger_s=d.linger_s)
 
     def _connector_context(self, connector_id: str) -> ConnectorContext:
         return ConnectorContext(state=SqlConnectorState(self.engine, connector_id), lease=HeldLease())
@@ -65,23 +93,47 @@ class Runtime:
     def api_state(self) -> ApiState:
         push = {c.id: c for c in self.settings.connectors
                 if c.enabled and getattr(self.assembly.connectors.get(c.id), "pushes_over_http", False)}
+        readiness = {"database": self.store.ping}
+        if self.redis_outbox is not None:
+            readiness["outbox"] = self.redis_outbox.ping
         return ApiState(api=self.settings.api, publisher=self.publisher, push_connectors=push,
                         departments=self.settings.departments, metrics_exposition=self.metrics.exposition,
-                        readiness={"database": self.store.ping})
+                        readiness=readiness, ops=self.ops,
+                        push_plugins={cid: self.assembly.connectors[cid] for cid in push})
 
     async def start(self) -> None:
         await asyncio.to_thread(init_schema, self.engine)
         for adapter in self.assembly.adapters.values():
             if (prepare := getattr(adapter, "prepare", None)) is not None:
                 await prepare()
+        if self.redis_outbox is not None:
+            await self._relay_once()
+            self._spawn("outbox relay", self._relay_forever)
         for worker in self.workers.values():
-            self._spawn(f"adapter {worker.adapter_id}", worker.run)
+            self._worker_tasks.append(self._spawn(f"adapter {worker.adapter_id}", worker.run))
         for connector_id, connector in self.assembly.connectors.items():
             self._spawn(f"connector {connector_id}", partial(connector.run, self.publisher))
         log.info("gateway started: %d connectors, %d adapters", len(self.assembly.connectors), len(self.workers))
 
-    def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
-        self._tasks.append(asyncio.create_task(supervise(name, run), name=name))
+    def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        task = asyncio.create_task(supervise(name, run), name=name)
+        self._tasks.append(task)
+        return task
+
+    async def _relay_once(self) -> None:
+        try:
+            moved = await asyncio.to_thread(self.store.relay)
+        except StoreUnavailable as exc:
+            log.warning("outbox relay: %s", exc)
+            return
+        if moved:
+            log.info("outbox relay: %d committed records handed to redis", moved)
+            self._wake_workers()
+
+    async def _relay_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.delivery.relay_interval_s)
+            await self._relay_once()
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Deliver what is queued (for the demo and tests): run every worker until its outbox is empty."""
@@ -91,12 +143,21 @@ class Runtime:
             delivered = 0
             for worker in self.workers.values():
                 delivered += await worker.run_once()
-            if delivered == 0 and await asyncio.to_thread(self.store.ready_depth) == 0:
+            if delivered == 0 and await asyncio.to_thread(self.store.depth) == 0:
                 return
             if delivered == 0:
                 await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
+        """Let every worker finish its batch in hand (up to the grace period), then cancel the rest:
+        a batch cut off is returned to the outbox, due at once."""
+        for worker in self.workers.values():
+            worker.request_stop()
+        if self._worker_tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(asyncio.gather(*self._worker_tasks, return_exceptions=True)),
+                                       timeout=self.settings.delivery.shutdown_grace_s)
+        self._worker_tasks.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -104,3 +165,5 @@ class Runtime:
         for adapter in self.assembly.adapters.values():
             await adapter.close()
         await asyncio.to_thread(self.engine.dispose)
+        if self.redis_outbox is not None:
+            self.redis_outbox.close()

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -37,6 +38,29 @@ class StoresSettings(_Strict):
         default="sqlite:///var/sgw/gateway.sqlite",
         description="SQLAlchemy URL of the gateway's own store (rejections, journeys, records, outbox).",
     )
+    redis_url: SecretStr | None = Field(
+        default=None, description="redis://... : the outbox on Redis Streams (Redis with AOF persistence); "
+        "unset: the outbox is in the database above.")
+    redis_prefix: str = Field(default="sgw", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                              description="Prefix of every Redis key of this gateway.")
+
+
+class DeliverySettings(_Strict):
+    max_attempts: int = Field(default=10, ge=1, description="Attempts before a record becomes a dead letter.")
+    max_age_s: float | None = Field(default=7 * 24 * 3600, gt=0,
+                                    description="Age in the outbox after which a failing record is dead-lettered.")
+    first_backoff_s: float = Field(default=1.0, gt=0, le=3600)
+    max_backoff_s: float = Field(default=300.0, gt=0, le=24 * 3600)
+    lease_s: float = Field(default=60.0, gt=0, le=3600,
+                           description="A claimed batch not settled by then is reclaimed (its worker died).")
+    linger_s: float = Field(default=0.0, ge=0, le=5, description="Wait this long after news to fill a batch.")
+    circuit_failures: int = Field(default=5, ge=1, description="Failed batches in a row that open the circuit.")
+    circuit_open_s: float = Field(default=5.0, gt=0, le=3600)
+    circuit_max_open_s: float = Field(default=300.0, gt=0, le=24 * 3600)
+    shutdown_grace_s: float = Field(default=10.0, ge=0, le=300,
+                                    description="At shutdown, time for the batches in hand to finish.")
+    relay_interval_s: float = Field(default=2.0, gt=0, le=60,
+                                    description="With Redis: how often committed rows are handed on again.")
 
 
 class CalendarSettings(_Strict):
@@ -49,6 +73,9 @@ class ApiSettings(_Strict):
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_records_per_request: int = Field(default=1000, ge=1)
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the ops routes (dead letters, rejections, journeys); "
+        "unset: those routes answer 401.")
 
 
 class DepartmentSettings(_Strict):
@@ -106,6 +133,7 @@ class Settings(_Strict):
     stores: StoresSettings = StoresSettings()
     calendar: CalendarSettings = CalendarSettings()
     api: ApiSettings = ApiSettings()
+    delivery: DeliverySettings = DeliverySettings()
     logging: LoggingSettings = LoggingSettings()
     uscc_exceptions: tuple[str, ...] = ()
     departments: tuple[DepartmentSettings, ...] = ()

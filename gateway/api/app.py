@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from gateway.api.routes import health, ingest
+from gateway.api.routes import health, ingest, ops
 from gateway.api.state import ApiState
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -30,5 +30,6 @@ def create_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.include_router(ingest.router)
     app.include_router(health.router)
+    app.include_router(ops.router, prefix="/admin")
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from gateway.dead_letters import DeadLetterOps
 from gateway.publisher import Publisher
 from gateway.settings import ApiSettings, ConnectorSettings, DepartmentSettings
 
@@ -17,3 +18,7 @@ class ApiState:
     departments: tuple[DepartmentSettings, ...]
     metrics_exposition: Callable[[], bytes]
     readiness: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
+    push_plugins: Mapping[str, object] = field(default_factory=dict)
+    """Push connector instances by id, for connectors that authenticate and answer their source
+    themselves (e.g. the signed 12345 webhook)."""
+    ops: DeadLetterOps | None = None

@@ -1,10 +1,10 @@
-"""The ``sgw`` command line: run, check, map, demo, keys."""
+"""The ``sgw`` command line: run, check, map, demo, keys, dead-letters, rejections, journey."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,6 +14,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Supervision Gateway (互联网+监管 integration gateway)")
 keys_app = typer.Typer(no_args_is_help=True, help="Department API keys.")
 app.add_typer(keys_app, name="keys")
+dead_letters_app = typer.Typer(no_args_is_help=True, help="Dead letters: list, show, redrive, discard.")
+app.add_typer(dead_letters_app, name="dead-letters")
+rejections_app = typer.Typer(no_args_is_help=True, help="Rejections owned by the departments.")
+app.add_typer(rejections_app, name="rejections")
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Gateway config YAML.", exists=True, dir_okay=False)
@@ -103,6 +107,85 @@ def keys_new() -> None:
 
     key, digest = new_api_key()
     typer.echo(f"key:  {key}\nhash: {digest}")
+
+
+AdapterOpt = Annotated[str | None, typer.Option(help="Only this adapter's.")]
+KindOpt = Annotated[str | None, typer.Option(help="Only records of this kind.")]
+DepartmentOpt = Annotated[str | None, typer.Option(help="Only this department's.")]
+ErrorOpt = Annotated[str | None, typer.Option("--error", help="Only those whose error contains this text.")]
+
+
+def _filter(adapter: str | None, kind: str | None, department: str | None, error: str | None) -> Any:
+    from gateway.stores.outbox import DeadLetterFilter
+
+    return DeadLetterFilter(adapter=adapter, kind=kind, department=department, error_contains=error)
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(config: ConfigOption = None, adapter: AdapterOpt = None, kind: KindOpt = None,
+                      department: DepartmentOpt = None, error: ErrorOpt = None, limit: int = 100) -> None:
+    """List dead letters, one JSON object per line."""
+    from gateway.cli import ops_cmd
+
+    ops_cmd.list_dead_letters(config, _filter(adapter, kind, department, error), limit)
+
+
+@dead_letters_app.command("show")
+def dead_letters_show(item_id: str, config: ConfigOption = None) -> None:
+    """A dead letter with its record and journey."""
+    from gateway.cli import ops_cmd
+
+    raise typer.Exit(ops_cmd.show_dead_letter(config, item_id))
+
+
+@dead_letters_app.command("redrive")
+def dead_letters_redrive(ids: Annotated[list[str] | None, typer.Argument()] = None, config: ConfigOption = None,
+                         adapter: AdapterOpt = None, kind: KindOpt = None, department: DepartmentOpt = None,
+                         error: ErrorOpt = None) -> None:
+    """Redrive dead letters by id, or all matching the filter options."""
+    from gateway.cli import ops_cmd
+
+    try:
+        ops_cmd.redrive(config, ids or [], _filter(adapter, kind, department, error))
+    except ConfigError as exc:
+        _fail_config(exc)
+
+
+@dead_letters_app.command("discard")
+def dead_letters_discard(ids: list[str], reason: Annotated[str, typer.Option(help="Why (kept in the journey).")],
+                         config: ConfigOption = None) -> None:
+    """Discard dead letters for good, with a reason."""
+    from gateway.cli import ops_cmd
+
+    try:
+        raise typer.Exit(ops_cmd.discard(config, ids, reason))
+    except ConfigError as exc:
+        _fail_config(exc)
+
+
+@rejections_app.command("list")
+def rejections_list(config: ConfigOption = None, department: DepartmentOpt = None,
+                    status: Annotated[str | None, typer.Option(help="open, resolved or superseded.")] = None,
+                    due_before: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+                    limit: int = 100) -> None:
+    """List rejections by department, status and due date."""
+    from datetime import date
+
+    from gateway.cli import ops_cmd
+
+    if status not in (None, "open", "resolved", "superseded"):
+        typer.echo("status: open, resolved or superseded", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    due = date.fromisoformat(due_before) if due_before else None
+    ops_cmd.list_rejections(config, department, status, due, limit)  # type: ignore[arg-type]
+
+
+@app.command()
+def journey(record_id: str, config: ConfigOption = None) -> None:
+    """Every step of a record: received, queued, each attempt and receipt at every target."""
+    from gateway.cli import ops_cmd
+
+    raise typer.Exit(ops_cmd.journey(config, record_id))
 
 
 def main() -> None:

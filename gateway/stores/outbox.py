@@ -1,21 +1,27 @@
-"""The outbox: accepted records waiting for delivery, one row per (adapter, record).
+"""The outbox: accepted records waiting for delivery, one item per (adapter, record).
 
 States: ``pending`` (due at ``next_attempt_at``) -> ``inflight`` (claimed; ``next_attempt_at`` is
 the lease's end, after which another worker may claim it again) -> ``done`` | ``pending`` (retry)
-| ``dead`` (a dead letter, for ops to redrive). ``attempts`` counts claims.
+| ``dead`` (a dead letter, for ops to redrive or discard). ``attempts`` counts claims.
 
-The ``Outbox`` protocol is what the delivery worker needs; ``SqlOutbox`` implements it on the
-stores' database (a Redis Streams one comes later and must keep the same protocol).
+Per-key order: an item is claimed only when no earlier item of the same adapter and business key
+is still pending or in flight, so versions of one record never overtake each other at a target
+and never travel together.
+
+The ``Outbox`` protocol is what delivery and ops need; ``SqlOutbox`` implements it on the stores'
+database and ``gateway.stores.redis_outbox.RedisOutbox`` on Redis Streams. Both pass
+``tests/unit/test_outbox_contract.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, RowMapping, func, select, update
+from sqlalchemy import Connection, Engine, Index, RowMapping, and_, exists, func, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.stores.db import translate_errors
 from gateway.stores.keys import BusinessKey, optional_hash
@@ -23,6 +29,11 @@ from gateway.stores.records import insert_ignoring_conflicts
 from gateway.stores.schema import outbox
 
 DEFAULT_LEASE_S = 300.0
+DISCARDED_PREFIX = "discarded: "
+ItemId = int | str
+
+# The per-key ordering check needs it; belongs in schema.py (asked of the lead).
+Index("ix_outbox_key_order", outbox.c.adapter, outbox.c.business_key_hash, outbox.c.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +49,7 @@ class OutboxRow:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    id: int
+    id: ItemId
     adapter: str
     record_id: str
     kind: str
@@ -58,16 +69,42 @@ class OutboxItem:
                    state=row["state"], last_error=row["last_error"])
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetterFilter:
+    """Which dead letters an ops command acts on; every given field must match."""
+
+    adapter: str | None = None
+    kind: str | None = None
+    department: str | None = None
+    record_id: str | None = None
+    error_contains: str | None = None
+
+    def matches(self, item: OutboxItem) -> bool:
+        return ((self.adapter is None or item.adapter == self.adapter)
+                and (self.kind is None or item.kind == self.kind)
+                and (self.department is None or item.department == self.department)
+                and (self.record_id is None or item.record_id == self.record_id)
+                and (self.error_contains is None or self.error_contains in (item.last_error or "")))
+
+
 class Outbox(Protocol):
     def put_many(self, rows: Sequence[OutboxRow]) -> None: ...
 
     def claim(self, adapter: str, limit: int, now: datetime) -> list[OutboxItem]: ...
 
-    def complete(self, ids: Sequence[int]) -> None: ...
+    def complete(self, ids: Sequence[ItemId]) -> None: ...
 
-    def retry(self, ids: Sequence[int], next_attempt_at: datetime, error: str) -> None: ...
+    def retry(self, ids: Sequence[ItemId], next_attempt_at: datetime, error: str) -> None: ...
 
-    def dead(self, ids: Sequence[int], error: str) -> None: ...
+    def dead(self, ids: Sequence[ItemId], error: str) -> None: ...
+
+    def redrive(self, ids: Sequence[ItemId], now: datetime) -> list[ItemId]: ...
+
+    def discard(self, ids: Sequence[ItemId], reason: str) -> int: ...
+
+    def dead_letters(self, where: DeadLetterFilter, limit: int = 100) -> list[OutboxItem]: ...
+
+    def get(self, item_id: ItemId) -> OutboxItem | None: ...
 
     def depth(self, adapter: str) -> int: ...
 
@@ -83,6 +120,14 @@ def insert_outbox(conn: Connection, rows: Sequence[OutboxRow], secret: bytes | N
         ])
 
 
+def _no_earlier_open_version() -> ColumnElement[bool]:
+    earlier = outbox.alias("earlier")
+    return ~exists().where(and_(earlier.c.adapter == outbox.c.adapter,
+                                earlier.c.business_key_hash == outbox.c.business_key_hash,
+                                earlier.c.id < outbox.c.id,
+                                earlier.c.state.in_(("pending", "inflight"))))
+
+
 class SqlOutbox:
     def __init__(self, engine: Engine, *, lease_s: float = DEFAULT_LEASE_S,
                  key_secret: bytes | None = None) -> None:
@@ -96,10 +141,11 @@ class SqlOutbox:
 
     def claim(self, adapter: str, limit: int, now: datetime) -> list[OutboxItem]:
         """Take up to ``limit`` due items, oldest first, as one statement: concurrent workers never
-        get the same item (PostgreSQL skips rows locked by another claim; SQLite serialises writers)."""
+        get the same item (PostgreSQL skips rows locked by another claim; SQLite serialises writers),
+        and never an item whose business key has an earlier version still on its way."""
         due = (select(outbox.c.id)
                .where(outbox.c.adapter == adapter, outbox.c.state.in_(("pending", "inflight")),
-                      outbox.c.next_attempt_at <= now)
+                      outbox.c.next_attempt_at <= now, _no_earlier_open_version())
                .order_by(outbox.c.id).limit(limit).with_for_update(skip_locked=True))
         stmt = (update(outbox).where(outbox.c.id.in_(due.scalar_subquery()))
                 .values(state="inflight", attempts=outbox.c.attempts + 1,
@@ -107,22 +153,43 @@ class SqlOutbox:
                 .returning(*outbox.c))
         with translate_errors("claiming queued records"), self._engine.begin() as conn:
             items = [OutboxItem.from_row(r) for r in conn.execute(stmt).mappings()]
-        return sorted(items, key=lambda item: item.id)
+        return sorted(items, key=lambda item: int(item.id))
 
-    def complete(self, ids: Sequence[int]) -> None:
+    def complete(self, ids: Sequence[ItemId]) -> None:
         self._set(ids, "marking records delivered", state="done", last_error=None)
 
-    def retry(self, ids: Sequence[int], next_attempt_at: datetime, error: str) -> None:
+    def retry(self, ids: Sequence[ItemId], next_attempt_at: datetime, error: str) -> None:
         self._set(ids, "rescheduling records", state="pending", next_attempt_at=next_attempt_at,
                   last_error=error)
 
-    def dead(self, ids: Sequence[int], error: str) -> None:
+    def dead(self, ids: Sequence[ItemId], error: str) -> None:
         self._set(ids, "dead-lettering records", state="dead", last_error=error)
 
-    def redrive(self, ids: Sequence[int], now: datetime) -> None:
-        """Put dead letters back in the queue, due now, with a fresh attempt count."""
-        self._set(ids, "redriving dead letters", state="pending", next_attempt_at=now, attempts=0,
+    def redrive(self, ids: Sequence[ItemId], now: datetime) -> list[ItemId]:
+        """Put dead letters back in the queue, due now, with a fresh attempt count; the ids stay."""
+        live = [item.id for item in map(self.get, ids) if item is not None and item.state == "dead"]
+        self._set(live, "redriving dead letters", state="pending", next_attempt_at=now, attempts=0,
                   where_state="dead")
+        return live
+
+    def discard(self, ids: Sequence[ItemId], reason: str) -> int:
+        """Close dead letters for good; the reason stays on the item (and in the journey)."""
+        live = [item.id for item in map(self.get, ids) if item is not None and item.state == "dead"]
+        self._set(live, "discarding dead letters", state="done", last_error=DISCARDED_PREFIX + reason,
+                  where_state="dead")
+        return len(live)
+
+    def dead_letters(self, where: DeadLetterFilter, limit: int = 100) -> list[OutboxItem]:
+        stmt = select(outbox).where(outbox.c.state == "dead")
+        for column, value in ((outbox.c.adapter, where.adapter), (outbox.c.kind, where.kind),
+                              (outbox.c.department, where.department), (outbox.c.record_id, where.record_id)):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if where.error_contains is not None:
+            stmt = stmt.where(outbox.c.last_error.contains(where.error_contains, autoescape=True))
+        with translate_errors("listing dead letters"), self._engine.connect() as conn:
+            rows = conn.execute(stmt.order_by(outbox.c.id).limit(limit)).mappings()
+            return [OutboxItem.from_row(r) for r in rows]
 
     def depth(self, adapter: str) -> int:
         """Items not yet delivered nor dead: pending and in flight."""
@@ -131,15 +198,32 @@ class SqlOutbox:
         with translate_errors("measuring the outbox"), self._engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def get(self, item_id: int) -> OutboxItem | None:
+    def get(self, item_id: ItemId) -> OutboxItem | None:
+        try:
+            key = int(item_id)
+        except ValueError:
+            return None
         with translate_errors("reading the outbox"), self._engine.connect() as conn:
-            row = conn.execute(select(outbox).where(outbox.c.id == item_id)).mappings().first()
+            row = conn.execute(select(outbox).where(outbox.c.id == key)).mappings().first()
         return None if row is None else OutboxItem.from_row(row)
 
-    def _set(self, ids: Sequence[int], action: str, *, where_state: str | None = None, **values: Any) -> None:
+    def pending_rows(self, limit: int) -> list[OutboxItem]:
+        """Rows not yet handed on, oldest first (the relay to a Redis outbox reads these)."""
+        stmt = select(outbox).where(outbox.c.state == "pending").order_by(outbox.c.id).limit(limit)
+        with translate_errors("reading the outbox"), self._engine.connect() as conn:
+            return [OutboxItem.from_row(r) for r in conn.execute(stmt).mappings()]
+
+    def forget(self, ids: Sequence[ItemId]) -> None:
+        """Delete rows handed on to another outbox."""
+        if ids:
+            with translate_errors("clearing handed-on rows"), self._engine.begin() as conn:
+                conn.execute(outbox.delete().where(outbox.c.id.in_([int(i) for i in ids])))
+
+    def _set(self, ids: Sequence[ItemId], action: str, *, where_state: str | None = None, **values: Any) -> None:
         if not ids:
             return
-        stmt = update(outbox).where(outbox.c.id.in_(list(ids))).values(updated_at=func.now(), **values)
+        values.setdefault("updated_at", datetime.now(UTC))
+        stmt = update(outbox).where(outbox.c.id.in_([int(i) for i in ids])).values(**values)
         if where_state is not None:
             stmt = stmt.where(outbox.c.state == where_state)
         with translate_errors(action), self._engine.begin() as conn:

@@ -1,0 +1,127 @@
+"""Admin routes for ops: dead letters (list, inspect, redrive one or many, discard), rejections, journeys.
+
+Authentication for now: one admin token from settings (``api.admin_token``), sent as
+``Authorization: Bearer <token>`` or ``X-Admin-Token``; unset, these routes answer 401. Roles
+(admin, ops, viewer) replace it later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query
+from pydantic import BaseModel, Field
+
+from gateway.api.deps import StateDep
+from gateway.api.problems import ApiProblem
+from gateway.dead_letters import DeadLetterOps, dead_letter_dict, journey_dict, rejection_dict
+from gateway.errors import ConfigError, StoreUnavailable
+from gateway.stores.outbox import DeadLetterFilter
+from gateway.stores.rejections import RejectionStatus
+
+router = APIRouter(tags=["ops"])
+
+
+def admin(state: StateDep, authorization: Annotated[str | None, Header()] = None,
+          x_admin_token: Annotated[str | None, Header(alias="X-Admin-Token")] = None) -> str:
+    token = x_admin_token
+    if token is None and authorization and authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+    expected = state.api.admin_token
+    if expected is None or not token or not hmac.compare_digest(token, expected.get_secret_value()):
+        raise ApiProblem(401, "AUTH_ADMIN", "需要管理员令牌", "admin token required",
+                         headers={"WWW-Authenticate": "Bearer"})
+    return "admin"
+
+
+def ops_of(state: StateDep, _actor: Annotated[str, Depends(admin)]) -> DeadLetterOps:
+    ops = state.ops
+    if ops is None:
+        raise ApiProblem(503, "OPS_UNAVAILABLE", "运维接口不可用", "ops operations are not available")
+    return ops
+
+
+OpsDep = Annotated[DeadLetterOps, Depends(ops_of)]
+ActorDep = Annotated[str, Depends(admin)]
+
+
+class FilterQuery(BaseModel):
+    adapter: str | None = None
+    kind: str | None = None
+    department: str | None = None
+    record_id: str | None = None
+    error_contains: str | None = None
+
+    def as_filter(self) -> DeadLetterFilter:
+        return DeadLetterFilter(**self.model_dump())
+
+
+class RedriveBody(BaseModel):
+    ids: list[str] = Field(default_factory=list, description="Dead letters to redrive; or give a filter.")
+    filter: FilterQuery | None = None
+
+
+class DiscardBody(BaseModel):
+    reason: str = Field(min_length=1)
+
+
+async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except StoreUnavailable as exc:
+        raise ApiProblem(503, "STORE_UNAVAILABLE", "存储暂不可用，请稍后重试", "store unavailable, retry later",
+                         headers={"Retry-After": "5"}) from exc
+    except ConfigError as exc:
+        raise ApiProblem(422, "REQUEST_INVALID", "请求不合法", str(exc)) from exc
+
+
+@router.get("/dead-letters", summary="List dead letters (filter by adapter, kind, department, error)")
+async def list_dead_letters(ops: OpsDep, where: Annotated[FilterQuery, Query()],
+                            limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    items = await _call(ops.find, where.as_filter(), limit)
+    return {"items": [dead_letter_dict(i) for i in items]}
+
+
+@router.get("/dead-letters/{item_id}", summary="A dead letter: its record, error, attempts and journey")
+async def show_dead_letter(item_id: str, ops: OpsDep) -> dict[str, Any]:
+    view = await _call(ops.show, item_id)
+    if view is None:
+        raise ApiProblem(404, "NOT_FOUND", "死信不存在", f"no dead letter {item_id!r}")
+    result: dict[str, Any] = view.as_dict()
+    return result
+
+
+@router.post("/dead-letters/redrive", summary="Redrive dead letters by id, or all matching a filter")
+async def redrive(body: RedriveBody, ops: OpsDep, actor: ActorDep) -> dict[str, int]:
+    if body.ids:
+        count = await _call(ops.redrive, body.ids, actor=actor)
+    else:
+        count = await _call(ops.redrive_matching, (body.filter or FilterQuery()).as_filter(), actor=actor)
+    return {"redriven": count}
+
+
+@router.post("/dead-letters/{item_id}/discard", summary="Discard a dead letter, with a reason")
+async def discard(item_id: str, body: DiscardBody, ops: OpsDep, actor: ActorDep) -> dict[str, int]:
+    count = await _call(ops.discard, [item_id], reason=body.reason, actor=actor)
+    if count == 0:
+        raise ApiProblem(404, "NOT_FOUND", "死信不存在", f"no dead letter {item_id!r}")
+    return {"discarded": count}
+
+
+@router.get("/rejections", summary="Rejections by department, status and due date")
+async def rejections(ops: OpsDep, department: str | None = None, status: RejectionStatus | None = None,
+                     due_before: date | None = None,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    found = await _call(ops.rejections, department, status, due_before, limit)
+    return {"items": [rejection_dict(r) for r in found]}
+
+
+@router.get("/records/{record_id}/journey", summary="Every step, attempt and receipt of one record")
+async def journey(record_id: str, ops: OpsDep) -> dict[str, Any]:
+    steps = await _call(ops.journey, record_id)
+    if not steps:
+        raise ApiProblem(404, "NOT_FOUND", "记录不存在", f"no record {record_id!r}")
+    return {"record_id": record_id, "steps": [journey_dict(s) for s in steps]}
