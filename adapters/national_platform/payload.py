@@ -1,0 +1,67 @@
+"""Standard records -> the platform's batch body, and the batches that fit its limits.
+
+Records go as they are (identity mapping: the standard's names and formats), without ``ext`` and
+without absent (None) fields. The body is compact UTF-8 JSON; each record is encoded once, so a
+batch's size is known before it is assembled and a 413 split re-uses the encodings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MAX_RECORDS = 500
+MAX_BODY_BYTES = 5_242_880
+_EMPTY_BODY = len(b'{"batch_id":"","records":[]}')
+
+
+def platform_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "ext" and v is not None}
+
+
+def encode_record(record: Mapping[str, Any]) -> bytes:
+    return json.dumps(platform_record(record), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def encode_body(batch_id: str, records: Sequence[bytes]) -> bytes:
+    head = json.dumps(batch_id, ensure_ascii=False).encode("utf-8")
+    return b'{"batch_id":' + head + b',"records":[' + b",".join(records) + b"]}"
+
+
+def batch_id_for(app_id: str, record_ids: Sequence[str]) -> str:
+    """The same records in the same order get the same id: a retry after a lost answer is then a
+    replay the platform answers from its store (409 40900), never a second submission."""
+    digest = hashlib.sha256("\n".join(record_ids).encode("utf-8")).hexdigest()
+    return f"{app_id}-{digest[:min(40, 63 - len(app_id))]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    record_id: str
+    body: bytes
+
+
+def body_size(batch_id: str, records: Sequence[Encoded]) -> int:
+    commas = max(len(records) - 1, 0)
+    return _EMPTY_BODY + len(batch_id) + commas + sum(len(r.body) for r in records)
+
+
+def plan(records: Sequence[Encoded], *, max_records: int, max_bytes: int, id_length: int) -> list[list[Encoded]]:
+    """Greedy batches in input order, each within ``max_records`` and ``max_bytes`` (a batch_id of
+    ``id_length`` characters). A record too large on its own gets a batch of its own."""
+    batches: list[list[Encoded]] = []
+    current: list[Encoded] = []
+    size = _EMPTY_BODY + id_length
+    for record in records:
+        extra = len(record.body) + (1 if current else 0)
+        if current and (len(current) >= max_records or size + extra > max_bytes):
+            batches.append(current)
+            current, size, extra = [], _EMPTY_BODY + id_length, len(record.body)
+        current.append(record)
+        size += extra
+    if current:
+        batches.append(current)
+    return batches

@@ -1,0 +1,149 @@
+"""A fake national 互联网+监管 platform speaking ``sources/national-platform/`` over HTTP.
+
+It checks the signature (both methods, clock skew, nonce reuse, app id), the record and byte limits
+(413), the schema basics (400), replays by batch_id (409 40900 / 40901), answers per record, and
+records what it received and stored so tests can count exactly-once delivery. Faults: see
+``tests.peers.outbound_peer.PeerServer``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from adapters.national_platform.sm3 import sm3_constructor
+from tests.peers.outbound_peer import PeerServer
+
+PATH = "/api/v1/records:batch"
+APP_ID = "zj330000sgw"
+APP_SECRET = "nat-test-secret-0001"
+MAX_BODY_BYTES = 5_242_880
+
+
+@dataclass(frozen=True)
+class Received:
+    status: int
+    batch_id: str | None
+    record_ids: tuple[str, ...]
+    size_bytes: int
+
+
+def _hash(method: str) -> Any:
+    # Independent of the adapter's signing module: OpenSSL's SM3 when present.
+    if method == "HMAC-SM3":
+        return (lambda d=b"": hashlib.new("sm3", d)) if "sm3" in hashlib.algorithms_available else sm3_constructor()
+    return hashlib.sha256
+
+
+def _error(status: int, code: str, message: str, retry_after_s: int | None = None, **extra: Any) -> web.Response:
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+    return web.json_response({"code": code, "message": message, **extra}, status=status, headers=headers)
+
+
+class NationalPlatformServer(PeerServer):
+    def __init__(self, *, app_id: str = APP_ID, secret: str = APP_SECRET, max_records: int = 500,
+                 max_bytes: int = MAX_BODY_BYTES) -> None:
+        super().__init__(client_max_size=max_bytes + 1_048_576)
+        self.app_id, self.secret = app_id, secret
+        self.max_records, self.max_bytes = max_records, max_bytes
+        self.received: list[Received] = []
+        self.stored: dict[str, int] = {}           # record_id -> times stored (exactly once: 1)
+        self._batches: dict[str, tuple[str, dict[str, Any]]] = {}  # batch_id -> (body digest, answer)
+        self._nonces: dict[str, float] = {}
+        self._stale_next = 0
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post(PATH, self._handle)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        response, batch_id, ids = await self._answer(request, raw)
+        self.received.append(Received(response.status, batch_id, ids, len(raw)))
+        return response
+
+    async def _answer(self, request: web.Request, raw: bytes) -> tuple[web.Response, str | None, tuple[str, ...]]:
+        fault = await self.transport_fault()
+        if fault is not None:
+            status, retry = fault
+            code = {503: "50300", 429: "42900"}.get(status, f"{status}00")
+            return _error(status, code, "注入的故障 / injected fault", retry), None, ()
+        refused = self._check_signature(request, raw)
+        if refused is not None:
+            return refused, None, ()
+        if len(raw) > self.max_bytes:
+            return _error(413, "41300", "批次超过限制：最多500条记录、5MB"), None, ()
+        try:
+            body = json.loads(raw)
+            batch_id, records = str(body["batch_id"]), list(body["records"])
+            ids = tuple(str(r["record_id"]) for r in records)
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "40000", "报文结构校验失败", errors=[{"path": "$", "message": "无法解析"}]), None, ()
+        if len(records) > self.max_records:
+            return _error(413, "41300", "批次超过限制：最多500条记录、5MB", batch_id=batch_id), batch_id, ids
+        digest = hashlib.sha256(raw).hexdigest()
+        if batch_id in self._batches:
+            first_digest, first = self._batches[batch_id]
+            if first_digest != digest:
+                return _error(409, "40901", "batch_id已被使用且报文内容不同", batch_id=batch_id), batch_id, ids
+            replay = {**first, "code": "40900", "message": "batch_id已处理，返回首次处理结果"}
+            return web.json_response(replay, status=409), batch_id, ids
+        answer = self._process(batch_id, records)
+        self._batches[batch_id] = (digest, answer)
+        if self.answer_lost():
+            return _error(502, "50200", "注入的故障：应答丢失 / injected: answer lost"), batch_id, ids
+        return web.json_response(answer), batch_id, ids
+
+    def _process(self, batch_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        results = []
+        for record in records:
+            rid = str(record["record_id"])
+            found = self.faults.rejected.get(rid)
+            if found is None:
+                self.stored[rid] = self.stored.get(rid, 0) + 1
+                results.append({"record_id": rid, "status": "accepted", "code": "00000", "message": "接收成功"})
+            else:
+                code, message, field = found
+                results.append({"record_id": rid, "status": "rejected", "code": code, "message": message,
+                                **({"field": field} if field else {})})
+        accepted = sum(1 for r in results if r["status"] == "accepted")
+        return {"batch_id": batch_id, "received_at": time.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
+                "accepted": accepted, "rejected": len(results) - accepted, "results": results}
+
+    def _check_signature(self, request: web.Request, raw: bytes) -> web.Response | None:
+        h = request.headers
+        app_id, stamp, nonce = h.get("X-App-Id", ""), h.get("X-Timestamp", ""), h.get("X-Nonce", "")
+        method, signature = h.get("X-Signature-Method", ""), h.get("X-Signature", "")
+        if app_id != self.app_id:
+            return _error(401, "40103", "未知或已停用的应用")
+        stale = self._stale_next > 0
+        self._stale_next -= 1 if stale else 0
+        if stale or not stamp.isdigit() or len(stamp) != 13 or abs(int(stamp) / 1000 - time.time()) > 300:
+            return _error(401, "40101", "时间戳超出允许范围")
+        if method not in ("HMAC-SM3", "HMAC-SHA256"):
+            return _error(401, "40100", "签名校验失败")
+        hash_ctor = _hash(method)
+        canonical = "\n".join(["POST", PATH, app_id, stamp, nonce, hash_ctor(raw).hexdigest()])
+        expected = hmac.new(self.secret.encode(), canonical.encode(), hash_ctor).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            return _error(401, "40100", "签名校验失败")
+        now = time.monotonic()
+        self._nonces = {n: t for n, t in self._nonces.items() if now - t < 600}
+        if nonce in self._nonces:
+            return _error(401, "40102", "随机数重复使用")
+        self._nonces[nonce] = now
+        return None
+
+    # -- what tests look at -----------------------------------------------------------------------
+
+    def statuses(self) -> list[int]:
+        return [r.status for r in self.received]
+
+    def refuse_timestamp(self, times: int) -> None:
+        """Answer the next ``times`` signed requests 401 40101 (our clock too far off)."""
+        self._stale_next = times
