@@ -1,0 +1,88 @@
+"""The blocking zeep side: the WSDL builds and secures each request; answers come back raw.
+
+zeep is synchronous: every method here runs in a worker thread (``asyncio.to_thread``). Answers
+are taken raw (``Settings(raw_response=True)``) and decoded by ``connectors.codecs`` ("soap"), so a
+mapping sees the same tree whether a page came from this connector or from a sample file.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import zeep
+from zeep.transports import Transport
+from zeep.wsse.username import UsernameToken
+
+from gateway.errors import ConfigError
+
+from .config import SoapPollConfig
+from .faults import translating_transport_errors
+from .window import Window
+
+log = logging.getLogger(__name__)
+
+
+class QuietTransport(Transport):  # type: ignore[misc]
+    """zeep's transport without its debug log of each message, which holds the password."""
+
+    def post(self, address: str, message: bytes, headers: dict[str, str]) -> requests.Response:
+        response: requests.Response = self.session.post(address, data=message, headers=headers,
+                                                        timeout=self.operation_timeout)
+        return response
+
+
+@dataclass(frozen=True, slots=True)
+class RawAnswer:
+    status: int
+    content: bytes
+
+
+class SoapClient:
+    """One source account: its WSDL-driven service proxy and HTTP session."""
+
+    def __init__(self, config: SoapPollConfig) -> None:
+        self._config = config
+        self._session: requests.Session | None = None
+        self._service: Any = None
+
+    def load(self) -> None:
+        """Fetch and compile the WSDL; check the configured operations exist in it."""
+        config = self._config
+        session = requests.Session()
+        session.verify = str(config.ca_bundle) if config.ca_bundle else True
+        transport = QuietTransport(session=session, timeout=config.timeout_s, operation_timeout=config.timeout_s)  # type: ignore[no-untyped-call]
+        wsse = UsernameToken(config.username, config.password.get_secret_value())  # type: ignore[no-untyped-call]
+        with translating_transport_errors(f"WSDL {config.wsdl}"):
+            client = zeep.Client(  # type: ignore[no-untyped-call]
+                config.wsdl, wsse=wsse, transport=transport, settings=zeep.Settings(raw_response=True))
+            service = client.service if config.endpoint is None else _service_at(client, config.endpoint)
+        missing = [op.name for op in config.operations if op.name not in dict(service)]
+        if missing:
+            session.close()
+            offered = ", ".join(dict(service))
+            raise ConfigError(f"operations: not in the WSDL: {', '.join(missing)}; it offers {offered}")
+        self._session, self._service = session, service
+
+    def query(self, operation: str, window: Window, page_no: int, page_size: int) -> RawAnswer:
+        """One page of one operation, as the HTTP status and body the source answered."""
+        if self._service is None:
+            raise RuntimeError("SoapClient.load() first")
+        with translating_transport_errors(f"{operation} p{page_no}"):
+            response: requests.Response = self._service[operation](
+                startTime=window.start_text, endTime=window.end_text, pageNo=page_no, pageSize=page_size)
+            return RawAnswer(status=response.status_code, content=response.content)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+        self._session, self._service = None, None
+
+
+def _service_at(client: zeep.Client, endpoint: str) -> Any:
+    """The WSDL's first port bound at another address (the WSDL often names an internal host)."""
+    service = next(iter(client.wsdl.services.values()))
+    port = next(iter(service.ports.values()))
+    return client.create_service(port.binding.name, endpoint)  # type: ignore[no-untyped-call]
