@@ -1,16 +1,24 @@
-"""``POST /ingest/{connector}``: push ingest of one JSON object or an array of them."""
+"""``POST /ingest/{connector}``: push ingest of one JSON object or an array of them.
+
+Pushes are authenticated by a department's API key, unless the connector speaks a source's own
+signed webhook (the 12345 HMAC): such a connector is a ``SignedPushConnector`` and verifies,
+ingests and answers the request itself, in its contract's shapes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 import orjson
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
 
-from gateway.api.deps import DepartmentDep, StateDep
+from connectors.base import Publish
+from gateway.api.deps import StateDep, current_department
 from gateway.api.problems import ApiProblem
+from gateway.api.state import ApiState
 from gateway.envelope import Envelope
 from gateway.errors import ConfigError, StoreUnavailable
 
@@ -52,8 +60,46 @@ def parse_payload(body: bytes, max_records: int) -> Any:
                      "the body must be one JSON object or a non-empty array of objects")
 
 
+@runtime_checkable
+class SignedPushConnector(Protocol):
+    """A push connector that authenticates and answers its source itself (a signed webhook).
+
+    ``receive_push`` gets the raw headers and body (the signature covers the bytes as received) and
+    returns the HTTP status and JSON body of its contract; it answers 2xx only after ``publish``.
+    """
+
+    max_body_bytes: int
+
+    async def receive_push(self, headers: Mapping[str, str], body: bytes,
+                           publish: Publish) -> tuple[int, bytes]: ...
+
+
+def signed_push_connector(state: ApiState, connector: str) -> SignedPushConnector | None:
+    if connector not in state.push_connectors:
+        return None
+    # The runtime hands the API its push connectors' instances as ``push_plugins`` (id -> instance).
+    plugins = state.push_plugins
+    plugin = plugins.get(connector)
+    return plugin if isinstance(plugin, SignedPushConnector) else None
+
+
+async def signed_push(plugin: SignedPushConnector, request: Request, state: ApiState) -> Response:
+    body = await read_body(request, min(state.api.max_body_bytes, plugin.max_body_bytes))
+    status, answer = await plugin.receive_push(request.headers, body, state.publisher)
+    return Response(content=answer, status_code=status, media_type="application/json; charset=utf-8")
+
+
 @router.post("/ingest/{connector}", status_code=202, summary="Push records (one JSON object or an array)")
-async def ingest(connector: str, request: Request, state: StateDep, department: DepartmentDep) -> JSONResponse:
+async def ingest(
+    connector: str,
+    request: Request,
+    state: StateDep,
+    x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    if (plugin := signed_push_connector(state, connector)) is not None:
+        return await signed_push(plugin, request, state)
+    department = current_department(state, x_api_key, authorization)
     settings = state.push_connectors.get(connector)
     if settings is None:
         raise ApiProblem(404, "CONNECTOR_UNKNOWN", f"不存在接收推送的连接器 {connector}",
