@@ -17,12 +17,20 @@ from typing import Any
 from gateway.errors import ConfigError
 
 BUILTIN_CONNECTORS: dict[str, str] = {
+    "hotline12345": "connectors.hotline12345:Hotline12345Connector",
+    "batch_files": "connectors.batch_files:BatchFilesConnector",
     "http_push": "connectors.http_push:HttpPushConnector",
+    "rest_poll": "connectors.rest_poll:RestPollConnector",
+    "mqtt": "connectors.mqtt.connector:MqttConnector",
     "sample_replay": "connectors.sample_replay:SampleReplayConnector",
+    "soap_poll": "connectors.soap.poll:SoapPollConnector",
 }
 
 BUILTIN_ADAPTERS: dict[str, str] = {
+    "credit_exchange": "adapters.credit_exchange.adapter:CreditExchangeAdapter",
     "data_centre": "adapters.data_centre.adapter:DataCentreAdapter",
+    "hotline12345_feedback": "adapters.hotline12345_feedback:Hotline12345FeedbackAdapter",
+    "national_platform": "adapters.national_platform.adapter:NationalPlatformAdapter",
 }
 
 
