@@ -6,11 +6,13 @@ compact JSON array ``[record_kind, [business key parts...], sha256 hex of the ca
 (a JSON array, so a ``|`` inside a key part cannot make two keys collide).
 
 The canonical content is the record as mapped, without the fields the gateway fills on receipt
-(``record_id``, ``received_at``, ``connector``, ``standard_version``) and without absent values
-(null, "", []), serialised by orjson with sorted keys. So a re-sent identical copy (MQTT
-redelivery, poll overlap, a re-dropped file, another connector) gets the same id even though it
-arrived at another time, and any change of source data, ``submitted_at`` and ``operation``
-included, gives a new id. Changing this recipe changes every id: treat it as a stored format.
+(``record_id``, ``received_at``, ``connector``, ``standard_version``), without ``submitted_at``
+(when a version was sent, not what it says: a source without a submission time gets the time the
+connector read it, and the standard makes re-sending identical content a no-op) and without
+absent values (null, "", []), serialised by orjson with sorted keys. So a re-sent identical copy
+(MQTT redelivery, poll overlap, a re-dropped file, another connector) gets the same id whenever it
+arrives, and any change of source data, ``operation`` included, gives a new id. Changing this
+recipe changes every id: treat it as a stored format.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ GATEWAY_FILLED_FIELDS: frozenset[str] = frozenset(
     {"record_id", "received_at", "connector", "standard_version"}
 )
 """Set by the gateway on receipt; they differ between copies of the same version, so not hashed."""
+
+UNHASHED_FIELDS: frozenset[str] = GATEWAY_FILLED_FIELDS | {"submitted_at"}
+"""Left out of the content digest: the gateway's fields, and when the version was submitted."""
 
 
 def business_key(kind: KindSpec, record: Mapping[str, Any]) -> tuple[str, ...]:
@@ -62,10 +67,10 @@ def business_key(kind: KindSpec, record: Mapping[str, Any]) -> tuple[str, ...]:
 
 def canonical_content(record: Mapping[str, Any]) -> bytes:
     """The bytes the content digest is computed over (see the module docstring)."""
-    if GATEWAY_FILLED_FIELDS.isdisjoint(record):
-        content = record          # ingest hashes before it fills them: no copy
+    if UNHASHED_FIELDS.isdisjoint(record):
+        content = record
     else:
-        content = {k: v for k, v in record.items() if k not in GATEWAY_FILLED_FIELDS}
+        content = {k: v for k, v in record.items() if k not in UNHASHED_FIELDS}
     data = _dumps(content)
     # An absent value (null, "", []) serialises as one of these; a match may also be text inside a
     # string or a nested value, so it only sends the record through the exact filter below.

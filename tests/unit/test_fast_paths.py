@@ -101,7 +101,7 @@ def test_pii_fields_are_not_memoised() -> None:
 
 def _original_content(record: dict[str, Any]) -> bytes:
     content = {k: v for k, v in record.items() if v or not (v is None or v == "" or v == [])}
-    for name in ("record_id", "received_at", "connector", "standard_version"):
+    for name in ("record_id", "received_at", "connector", "standard_version", "submitted_at"):
         content.pop(name, None)
     return _dumps(content)
 
@@ -109,7 +109,7 @@ def _original_content(record: dict[str, Any]) -> bytes:
 @pytest.mark.parametrize("record", [
     {"a": "x"}, {"a": None, "b": "x"}, {"a": "", "b": []}, {"a": "x:null", "b": 'y:""'},
     {"a": {"b": None}}, {"a": [{}], "b": False, "c": 0}, {"received_at": "t", "a": "y", "record_id": None},
-    {"a": (), "b": ("x",)}, {"z": "", "connector": "c"}, {},
+    {"a": (), "b": ("x",)}, {"z": "", "connector": "c"}, {"submitted_at": "t", "a": "x"}, {},
 ])
 def test_canonical_content_is_the_stored_recipe(record: dict[str, Any]) -> None:
     assert canonical_content(record) == _original_content(record)
