@@ -12,6 +12,18 @@ from typing import Any
 TABULAR_FORMATS = frozenset({"csv", "xlsx"})
 
 
+def _row_numbering(meta: Mapping[str, Any]) -> Callable[[int], int]:
+    """Data row number (from 1) of the record at ``index`` of this payload. A file published in
+    chunks says where its rows sit: ``row_numbers`` (one per record, in order), or ``row_offset``
+    (rows before the chunk); a single-row envelope may give its ``row``."""
+    numbers = meta.get("row_numbers")
+    if isinstance(numbers, list | tuple) and numbers:
+        return lambda index: int(numbers[index]) if index < len(numbers) else index + 1
+    offset = int(meta.get("row_offset", 0))
+    single = int(meta.get("row", 0))
+    return lambda index: single or offset + index + 1
+
+
 def source_path_for(field: str, provenance: Mapping[str, str]) -> str | None:
     """The source path of a standard field path, falling back to its enclosing field."""
     candidate = field
@@ -33,23 +45,6 @@ def join_json_path(*parts: str) -> str:
     return out
 
 
-def locate(
-    *,
-    payload_format: str,
-    meta: Mapping[str, Any],
-    record_path: str,
-    index: int,
-    field_source: str | None,
-) -> str:
-    """Describe where a value sits: row and column for files, a JSON path otherwise."""
-    if payload_format in TABULAR_FORMATS:
-        row = int(meta.get("row", 0)) or index + 1
-        return f"row {row}, column {field_source}" if field_source else f"row {row}"
-    base = str(meta.get("location", ""))
-    path = join_json_path(record_path, field_source or "")
-    return f"{base}:{path}" if base else path
-
-
 Locator = Callable[[str, int, "str | None"], str]
 """(record path, record index, field source or None) -> location, for one payload."""
 
@@ -57,10 +52,10 @@ Locator = Callable[[str, int, "str | None"], str]
 def locator(*, payload_format: str, meta: Mapping[str, Any]) -> Locator:
     """``locate`` with what one payload shares (format, meta) read once: ingest places every record."""
     if payload_format in TABULAR_FORMATS:
-        meta_row = int(meta.get("row", 0))
+        row_of = _row_numbering(meta)
 
         def tabular(record_path: str, index: int, field_source: str | None) -> str:
-            row = meta_row or index + 1
+            row = row_of(index)
             return f"row {row}, column {field_source}" if field_source else f"row {row}"
 
         return tabular

@@ -49,3 +49,13 @@ def test_history_is_read_once_per_envelope_and_follows_the_batch(tmp_path: Path)
     again = ingestor.evaluate(mapping, envelope([first, second]), store.index)
     assert [o.status for o in again] == ["duplicate", "accepted"]
     engine.dispose()
+
+
+def test_rows_of_a_chunked_file_are_located_by_their_file_row() -> None:
+    from gateway.locations import locator
+
+    chunk = locator(payload_format="csv", meta={"row_offset": 500, "row_numbers": [501, 503]})
+    assert chunk("[1]", 1, "处罚决定日期") == "row 503, column 处罚决定日期"
+    assert locator(payload_format="csv", meta={"row_offset": 500})("[0]", 0, None) == "row 501"
+    assert locator(payload_format="csv", meta={})("[4]", 4, "证件号码") == "row 5, column 证件号码"
+    assert locator(payload_format="json", meta={"location": "p1.json"})("items[2]", 2, "id") == "p1.json:$.items[2].id"

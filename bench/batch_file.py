@@ -1,0 +1,172 @@
+"""Batch-file connector throughput: a GBK CSV of N penalty rows, from the exchange directory to the
+data centre's ex_penalty table, through the real path (BatchFilesConnector -> Publisher ->
+SqlGatewayStore -> DeliveryWorker -> DataCentreAdapter, all on SQLite in a temporary folder).
+
+    .venv/bin/python bench/batch_file.py [--rows 1000000] [--chunk-rows 500]
+
+Rows are the 20 valid rows of the 桐庐县 sample, each with its own 处罚行为编号, 文书号, dates and
+amounts. Figures print as ONE JSON object on the last line: rows_per_s (file rows from start to
+the last row in ex_penalty), ingest_rows_per_s (until the file is archived), peak_rss_mb
+(ru_maxrss of this process, which runs the whole gateway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import hashlib
+import io
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+# `python bench/batch_file.py` puts bench/ first on the path, where bench/mapping.py would shadow
+# the `mapping` package: drop it.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "config" / "samples" / "batch-files" / "113301220025023382_XZCF_20250612_001.csv"
+PROVIDER = "113301220025023382"
+
+
+def sample_rows() -> tuple[list[str], list[list[str]]]:
+    text = SAMPLE.read_bytes().decode("gb18030")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    return rows[0], rows[1:]
+
+
+def generated_rows(count: int, *, first: int = 0) -> Iterator[list[str]]:
+    """Distinct valid rows: own 处罚行为编号 / 文书号 / 检查行为编号, dates over a year, varied fines."""
+    header, templates = sample_rows()
+    col = {name: i for i, name in enumerate(header)}
+    start = date(2024, 6, 1)
+    for n in range(first, first + count):
+        row = list(templates[n % len(templates)])
+        row[col["处罚行为编号"]] = f"CF33012220{n:010d}"
+        row[col["检查行为编号"]] = f"JC33012220{n:010d}"
+        row[col["处罚决定书文号"]] = f"桐市监罚〔2025〕B{n}号"
+        day = start + timedelta(days=n % 360)
+        row[col["处罚决定日期"]] = f"{day.year}/{day.month}/{day.day}"
+        if row[col["罚款金额（元）"]]:
+            row[col["罚款金额（元）"]] = str(1000 + n % 9000)
+        yield row
+
+
+def write_batch_file(upload: Path, rows: int, *, seq: int = 1, day: str = "20250612") -> Path:
+    """A GBK CRLF CSV of ``rows`` generated rows and its ``.ok`` marker (written last)."""
+    header, _ = sample_rows()
+    base = f"{PROVIDER}_XZCF_{day}_{seq:03d}"
+    data = upload / f"{base}.csv"
+    digest = hashlib.sha256()
+    with data.open("wb") as out:
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(header)
+        for i, row in enumerate(generated_rows(rows), 1):
+            writer.writerow(row)
+            if i % 5000 == 0 or i == rows:
+                chunk = buffer.getvalue().encode("gbk")
+                digest.update(chunk)
+                out.write(chunk)
+                buffer.seek(0)
+                buffer.truncate()
+        rest = buffer.getvalue().encode("gbk")
+        digest.update(rest)
+        out.write(rest)
+    (upload / f"{base}.ok").write_bytes(f"{data.name}|{rows}|{digest.hexdigest()}\r\n".encode("ascii"))
+    return data
+
+
+def gateway_config(work: Path, exchange: Path, *, chunk_rows: int, max_rows: int) -> dict[str, Any]:
+    return {
+        "mappings_dir": str(ROOT / "config" / "mappings"),
+        "stores": {"database_url": f"sqlite:///{work / 'gateway.sqlite'}"},
+        "connectors": [{
+            "id": "batch-files", "type": "batch_files",
+            "mappings": {"csv": "batch-files.penalty-csv", "xlsx": "batch-files.penalty-xlsx",
+                         "xml": "batch-files.penalty-xml"},
+            "options": {"exchange_root": str(exchange), "poll_interval_s": 0.2, "chunk_rows": chunk_rows,
+                        "max_rows": max_rows, "max_bytes": 2 * 1024**3},
+        }],
+        "adapters": [{"id": "data-centre", "type": "data_centre", "batch_size": 500,
+                      "options": {"url": f"sqlite:///{work / 'datacentre.sqlite'}", "create_tables": True}}],
+        "routing": [{"kinds": ["*"], "adapters": ["data-centre"]}],
+    }
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def run_bench(rows: int, chunk_rows: int) -> dict[str, Any]:
+    import sqlalchemy as sa
+
+    from gateway.runtime import Runtime
+    from gateway.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="sgw-bench-batch-") as tmp:
+        work = Path(tmp)
+        exchange = work / "exchange"
+        upload = exchange / PROVIDER / "upload"
+        upload.mkdir(parents=True)
+        t_gen = time.perf_counter()
+        data = write_batch_file(upload, rows)
+        gen_s = time.perf_counter() - t_gen
+        size_mb = data.stat().st_size / 1024**2
+        settings = Settings.model_validate(gateway_config(work, exchange, chunk_rows=chunk_rows, max_rows=rows))
+        runtime = Runtime(settings)
+        dc = sa.create_engine(f"sqlite:///{work / 'datacentre.sqlite'}")
+        archived = exchange / PROVIDER / "archive"
+        start = time.perf_counter()
+        await runtime.start()
+        ingest_s = None
+        delivered = 0
+        try:
+            while True:
+                await asyncio.sleep(0.5)
+                if ingest_s is None and archived.exists() and any(archived.rglob("*.csv")):
+                    ingest_s = time.perf_counter() - start
+                if ingest_s is not None:
+                    delivered = await asyncio.to_thread(_count, dc)
+                    if delivered >= rows:
+                        break
+        finally:
+            total_s = time.perf_counter() - start
+            await runtime.stop()
+            dc.dispose()
+    return {"rows": rows, "file_mb": round(size_mb, 1), "generate_s": round(gen_s, 1),
+            "ingest_s": round(ingest_s or 0, 1), "total_s": round(total_s, 1),
+            "ingest_rows_per_s": round(rows / ingest_s) if ingest_s else 0,
+            "rows_per_s": round(delivered / total_s), "delivered": delivered,
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def _count(engine: Any) -> int:
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        try:
+            return int(conn.execute(sa.text("SELECT count(*) FROM ex_penalty")).scalar_one())
+        except sa.exc.OperationalError:
+            return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--chunk-rows", type=int, default=500)
+    args = parser.parse_args()
+    os.environ.setdefault("SGW_LOG_LEVEL", "WARNING")
+    print(json.dumps(asyncio.run(run_bench(args.rows, args.chunk_rows))))
+
+
+if __name__ == "__main__":
+    main()

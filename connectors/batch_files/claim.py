@@ -1,0 +1,157 @@
+"""Claiming files of the exchange directory, safely with several gateway instances on it.
+
+A data file is claimed by taking an exclusive ``flock`` on it and only then renaming it (and its
+marker) into ``processing/``: the lock follows the file, so another instance can neither claim it
+from ``upload/`` (the lock or the rename fails) nor take it over in ``processing/`` while its
+holder lives. A file in ``processing/`` whose lock can be taken is an orphan of a crashed
+instance and is resumed from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+from zoneinfo import ZoneInfo
+
+from connectors.batch_files.naming import DATA_EXTENSIONS, MARKER_SUFFIX
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderDirs:
+    root: Path
+    provider: str
+
+    @property
+    def upload(self) -> Path:
+        return self.root / "upload"
+
+    @property
+    def processing(self) -> Path:
+        return self.root / "processing"
+
+    @property
+    def result(self) -> Path:
+        return self.root / "result"
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def failed(self) -> Path:
+        return self.root / "failed"
+
+    def ensure(self) -> None:
+        for folder in (self.processing, self.result, self.archive, self.failed):
+            folder.mkdir(exist_ok=True)
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A claimed data file in ``processing/``; the open handle holds the lock until ``release``."""
+
+    dirs: ProviderDirs
+    data: Path
+    handle: BinaryIO
+
+    @property
+    def marker(self) -> Path:
+        return self.data.with_suffix(MARKER_SUFFIX)
+
+    @property
+    def base(self) -> str:
+        return self.data.stem
+
+    def release(self) -> None:
+        self.handle.close()
+
+
+def _lock(path: Path) -> BinaryIO | None:
+    """Open without following a symlink and lock; None when another holder has it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    handle = os.fdopen(fd, "rb")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def claim(dirs: ProviderDirs, data: Path) -> Claimed | None:
+    """Move ``upload/{name}`` and its marker into ``processing/``; None when someone else has it.
+
+    Raises ``OSError`` (ELOOP) for a symlink: the caller refuses it without following it.
+    """
+    handle = _lock(data)
+    if handle is None:
+        return None
+    try:
+        if os.fstat(handle.fileno()).st_ino != os.lstat(data).st_ino:
+            handle.close()
+            return None
+        target = dirs.processing / data.name
+        os.rename(data, target)
+    except FileNotFoundError:
+        handle.close()
+        return None
+    marker = data.with_suffix(MARKER_SUFFIX)
+    with contextlib.suppress(FileNotFoundError):  # a resumed claim may have moved it already
+        os.rename(marker, target.with_suffix(MARKER_SUFFIX))
+    return Claimed(dirs=dirs, data=target, handle=handle)
+
+
+def orphans(dirs: ProviderDirs) -> list[Claimed]:
+    """Files left in ``processing/`` by a holder that is gone, now locked by this instance."""
+    found: list[Claimed] = []
+    if not dirs.processing.is_dir():
+        return found
+    for path in sorted(dirs.processing.iterdir()):
+        if path.suffix.lstrip(".") not in DATA_EXTENSIONS or path.is_symlink():
+            continue
+        handle = _lock(path)
+        if handle is not None:
+            stray = dirs.upload / path.with_suffix(MARKER_SUFFIX).name  # crash between the two renames
+            if stray.exists() and not path.with_suffix(MARKER_SUFFIX).exists():
+                os.rename(stray, path.with_suffix(MARKER_SUFFIX))
+            found.append(Claimed(dirs=dirs, data=path, handle=handle))
+    return found
+
+
+def move_aside(path: Path, folder: Path) -> None:
+    """Rename a file (a symlink itself, never its target) into ``folder``, replacing a same name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(path, folder / path.name)
+
+
+def archive(claimed: Claimed, now: datetime) -> Path:
+    """Processed data + marker into ``archive/{yyyyMMdd}/``."""
+    folder = claimed.dirs.archive / now.astimezone(SHANGHAI).strftime("%Y%m%d")
+    move_aside(claimed.marker, folder)
+    move_aside(claimed.data, folder)
+    return folder / claimed.data.name
+
+
+def fail(dirs: ProviderDirs, paths: list[Path], code: str, reason: str) -> None:
+    """Data and marker into ``failed/`` with ``{name}.reason.txt`` (code and reason, UTF-8)."""
+    dirs.failed.mkdir(exist_ok=True)
+    for path in paths:
+        move_aside(path, dirs.failed)
+    named = paths[0].name if paths else "unknown"
+    (dirs.failed / f"{named}.reason.txt").write_text(f"{code} {reason}\n", encoding="utf-8")
+
+
+def is_symlink_error(exc: OSError) -> bool:
+    return exc.errno == errno.ELOOP

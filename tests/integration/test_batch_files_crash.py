@@ -1,0 +1,111 @@
+"""Kill -9 the gateway while it ingests a batch file; after a restart every row is in ex_penalty once.
+
+A real ``python -m gateway.cli run`` subprocess with the batch-file connector watching a temporary
+exchange directory and the data-centre adapter on SQLite. The row count defaults to 2,000 to keep
+the suite fast; ``BATCH_FILES_KILL_ROWS=100000`` runs the issue's 100,000-row case.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.conftest import MAPPINGS, ROOT, free_port
+
+pytestmark = pytest.mark.integration
+ROWS = int(os.environ.get("BATCH_FILES_KILL_ROWS", "2000"))
+
+
+def bench_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_batch_file", ROOT / "bench" / "batch_file.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def start_gateway(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "-c", str(config)], cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def query(db: Path, sql: str) -> list[tuple[object, ...]]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db, timeout=10) as conn:
+        try:
+            return conn.execute(sql).fetchall()
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+
+
+def checkpoint_row(gateway_db: Path) -> int:
+    rows = query(gateway_db, "SELECT value FROM connector_state WHERE key LIKE 'file:%'")
+    return int(json.loads(str(rows[0][0]))["next_row"]) if rows else 0
+
+
+def wait_for(predicate: object, timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        assert proc.poll() is None, log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        time.sleep(0.1)
+    raise AssertionError(f"timed out; log tail: {log.read_text(encoding='utf-8', errors='replace')[-3000:]}")
+
+
+@pytest.mark.timeout(max(120, ROWS // 100))
+def test_a_gateway_killed_mid_file_resumes_and_every_row_reaches_the_data_centre_once(tmp_path: Path) -> None:
+    bench = bench_module()
+    exchange = tmp_path / "exchange"
+    upload = exchange / bench.PROVIDER / "upload"
+    upload.mkdir(parents=True)
+    data = bench.write_batch_file(upload, ROWS)
+    config = bench.gateway_config(tmp_path, exchange, chunk_rows=500, max_rows=ROWS)
+    config["mappings_dir"] = str(MAPPINGS)
+    config["api"] = {"host": "127.0.0.1", "port": free_port()}
+    config_path = tmp_path / "gateway.yaml"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    gateway_db, dc_db, log = tmp_path / "gateway.sqlite", tmp_path / "datacentre.sqlite", tmp_path / "gateway.log"
+
+    first = start_gateway(config_path, log)
+    try:
+        wait_for(lambda: checkpoint_row(gateway_db) > ROWS // 3, ROWS / 20 + 60, first, log)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    killed_at = checkpoint_row(gateway_db)
+    assert 1 < killed_at <= ROWS, "killed before the first checkpoint or after the file finished"
+    assert (exchange / bench.PROVIDER / "processing" / data.name).exists()
+
+    second = start_gateway(config_path, log)
+    try:
+        result = exchange / bench.PROVIDER / "result" / f"{data.stem}.result.csv"
+        wait_for(lambda: result.exists() and int(str(query(dc_db, "SELECT count(*) FROM ex_penalty")[0][0])) >= ROWS,
+                 ROWS / 10 + 120, second, log)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(20)
+
+    # cd_id is the record id; record_unique_identity the row's 处罚行为编号
+    ids = query(dc_db, "SELECT record_unique_identity, count(*), count(DISTINCT cd_id) FROM ex_penalty"
+                       " GROUP BY record_unique_identity")
+    assert len(ids) == ROWS
+    assert all(n == 1 and distinct == 1 for _, n, distinct in ids)
+    assert query(gateway_db, "SELECT count(*) FROM accepted_records")[0][0] == ROWS
+    lines = result.read_bytes().decode("gbk").split("\r\n")
+    assert len(lines) == ROWS + 2  # header, one line per row, the final CRLF
+    assert all(line.split(",")[2] == "accepted" for line in lines[1:-1])
+    assert [int(line.split(",")[0]) for line in lines[1:-1]] == list(range(1, ROWS + 1))
+    assert list((exchange / bench.PROVIDER / "archive").rglob(data.name))
