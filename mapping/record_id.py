@@ -40,6 +40,7 @@ GATEWAY_FILLED_FIELDS: frozenset[str] = frozenset(
 
 UNHASHED_FIELDS: frozenset[str] = GATEWAY_FILLED_FIELDS | {"submitted_at"}
 """Left out of the content digest: the gateway's fields, and when the version was submitted."""
+_UNHASHED = tuple(UNHASHED_FIELDS)
 
 
 def business_key(kind: KindSpec, record: Mapping[str, Any]) -> tuple[str, ...]:
@@ -69,13 +70,14 @@ def canonical_content(record: Mapping[str, Any]) -> bytes:
     """The bytes the content digest is computed over (see the module docstring)."""
     if UNHASHED_FIELDS.isdisjoint(record):
         content = record
-    else:
-        content = {k: v for k, v in record.items() if k not in UNHASHED_FIELDS}
+    else:  # a C-level copy and a few pops: a third of the cost of a filtering comprehension
+        content = dict(record)
+        for name in _UNHASHED:
+            content.pop(name, None)
+    values = list(content.values())
+    if None in values or "" in values or [] in values:  # absent values are not content
+        content = {k: v for k, v in content.items() if not (v is None or v == "" or v == [])}
     data = _dumps(content)
-    # An absent value (null, "", []) serialises as one of these; a match may also be text inside a
-    # string or a nested value, so it only sends the record through the exact filter below.
-    if b":null" in data or b':""' in data or b":[]" in data:
-        data = _dumps({k: v for k, v in content.items() if not (v is None or v == "" or v == [])})
     return data
 
 
