@@ -1,0 +1,185 @@
+"""Where a REST pull stands and what to ask next: keyset cursors and page numbers over a time.
+
+Keyset cursor (eco-rest): pass the saved ``nextCursor``; the first sync, and a restart after the
+cursor expired, go by time from ``last seen updatedAt − overlap``. Page numbers (12315, 双公示 v2):
+each run starts at ``cursor time − overlap`` from page 1; the cursor time becomes the run's
+maximum change time only when the run completed. Both dedupe on (id, change time) inside the
+re-read window, so an overlap never publishes a version twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from connectors.rest.profile import PagingProfile, RecordsProfile, get_path
+
+
+def parse_offset(text: str) -> timezone:
+    sign = -1 if text.startswith("-") else 1
+    hours, _, minutes = text.lstrip("+-").partition(":")
+    return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes or 0)))
+
+
+class TimeFormat:
+    """Reads and writes source timestamps: ISO 8601, or a strftime pattern in the source's zone."""
+
+    def __init__(self, pattern: str, tz: timezone) -> None:
+        self._pattern = pattern
+        self._tz = tz
+
+    def parse(self, value: Any) -> datetime | None:
+        if not isinstance(value, str) or not value:
+            return None
+        try:
+            if self._pattern == "iso":
+                parsed = datetime.fromisoformat(value)
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=self._tz)
+            return datetime.strptime(value, self._pattern).replace(tzinfo=self._tz)
+        except ValueError:
+            return None
+
+    def format(self, when: datetime) -> str:
+        local = when.astimezone(self._tz)
+        return local.isoformat(timespec="seconds") if self._pattern == "iso" else local.strftime(self._pattern)
+
+
+@dataclass
+class PollState:
+    """One resource's durable position (JSON in the connector state)."""
+
+    cursor: str | None = None
+    since: datetime | None = None         # cursor style: restart time; page style: last completed run's max
+    max_updated: datetime | None = None   # latest change time published
+    seen: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (id, change) -> change time
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cursor": self.cursor, "since": _iso(self.since), "max_updated": _iso(self.max_updated),
+                "seen": sorted([i, c, t.isoformat()] for (i, c), t in self.seen.items())}
+
+    @classmethod
+    def from_json(cls, value: Any) -> PollState:
+        if not isinstance(value, dict):
+            return cls()
+        seen = {(str(i), str(c)): datetime.fromisoformat(t) for i, c, t in value.get("seen") or ()}
+        return cls(cursor=value.get("cursor"), since=_from_iso(value.get("since")),
+                   max_updated=_from_iso(value.get("max_updated")), seen=seen)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+def _from_iso(text: Any) -> datetime | None:
+    return datetime.fromisoformat(text) if isinstance(text, str) and text else None
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    params: dict[str, str]
+    label: str
+    page: int = 0
+
+
+class Pager:
+    """Requests and state transitions of one paging style (both styles share this class)."""
+
+    def __init__(self, paging: PagingProfile, records: RecordsProfile, page_size: int) -> None:
+        tz = parse_offset(paging.source_tz)
+        self.paging = paging
+        self.records = records
+        self.page_size = min(page_size, paging.max_page_size)
+        self._since_format = TimeFormat(paging.since_format, tz)
+        self.updated_format = TimeFormat(records.updated_format, tz)
+        self._overlap = timedelta(seconds=paging.overlap_s)
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def first(self, state: PollState, initial_since: datetime) -> PageRequest:
+        p = self.paging
+        size = {p.size_param: str(self.page_size)}
+        if p.style == "cursor":
+            if state.cursor:
+                return PageRequest({p.cursor_param: state.cursor, **size}, f"{p.cursor_param}={state.cursor}")
+            since = self._since_format.format(state.since or initial_since)
+            return PageRequest({p.since_param: since, **size}, f"{p.since_param}={since}")
+        start = self._since_format.format(state.since - self._overlap if state.since else initial_since)
+        return self._page(start, p.first_page)
+
+    def _page(self, start: str, page: int) -> PageRequest:
+        p = self.paging
+        return PageRequest({p.since_param: start, p.page_param: str(page), p.size_param: str(self.page_size)},
+                           f"{p.since_param}={start} {p.page_param}={page}", page)
+
+    def following(self, request: PageRequest, body: Any, state: PollState) -> PageRequest | None:
+        """The next request of this cycle after ``body`` was published, updating ``state``; None at the end."""
+        p = self.paging
+        if p.style == "cursor":
+            next_cursor = get_path(body, p.next_cursor_path)
+            if isinstance(next_cursor, str) and next_cursor:
+                state.cursor = next_cursor
+            if not (get_path(body, p.has_more_path) and state.cursor):
+                return None
+            size = {p.size_param: str(self.page_size)}
+            return PageRequest({p.cursor_param: state.cursor, **size}, f"{p.cursor_param}={state.cursor}")
+        if self._last_page(request, body):
+            # The run completed: its latest change time becomes the cursor.
+            state.since = max(filter(None, (state.since, state.max_updated)), default=None)
+            self.prune(state)
+            return None
+        return self._page(request.params[p.since_param], request.page + 1)
+
+    def _last_page(self, request: PageRequest, body: Any) -> bool:
+        p = self.paging
+        items = get_path(body, self.records.items_path)
+        if not items:
+            return True
+        if p.pages_path:
+            pages = get_path(body, p.pages_path)
+            return not isinstance(pages, int) or request.page >= pages
+        total = get_path(body, p.total_path) if p.total_path else None
+        return not isinstance(total, int) or request.page * self.page_size >= total
+
+    def restart_after_expired_cursor(self, state: PollState, initial_since: datetime) -> None:
+        state.cursor = None
+        state.since = (state.max_updated or state.since or initial_since) - self._overlap
+
+    # -- dedupe -----------------------------------------------------------------------------------
+
+    def fresh_items(self, body: Any, state: PollState) -> tuple[list[Any], int]:
+        """The page's items not yet published (by id and change time), recorded as seen; and how many
+        were dropped. Items without an id or change time are kept (the mapping reports them)."""
+        items = get_path(body, self.records.items_path)
+        if not isinstance(items, list):
+            return [], 0
+        fresh: list[Any] = []
+        for item in items:
+            key, changed = self._key(item)
+            if key is None or changed is None:
+                fresh.append(item)
+                continue
+            if key in state.seen:
+                continue
+            state.seen[key] = changed
+            fresh.append(item)
+            if state.max_updated is None or changed > state.max_updated:
+                state.max_updated = changed
+        return fresh, len(items) - len(fresh)
+
+    def _key(self, item: Any) -> tuple[tuple[str, str] | None, datetime | None]:
+        if not isinstance(item, dict):
+            return None, None
+        ident, changed_text = item.get(self.records.id_field), item.get(self.records.updated_field)
+        changed = self.updated_format.parse(changed_text)
+        if ident is None or changed is None:
+            return None, None
+        return (str(ident), changed.isoformat()), changed
+
+    def prune(self, state: PollState) -> None:
+        """Forget versions older than any re-read can reach."""
+        reach = state.max_updated if self.paging.style == "cursor" else state.since
+        if reach is None:
+            return
+        floor = reach - self._overlap
+        state.seen = {k: t for k, t in state.seen.items() if t >= floor}
