@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from functools import partial
 
-from connectors.base import ConnectorContext, HeldLease
+from connectors.base import ConnectorContext, HeldLease, PollLease
 from gateway.api.state import ApiState
 from gateway.assembly import Assembly, assemble
 from gateway.circuit import CircuitBreaker
@@ -26,6 +26,7 @@ from gateway.durable import SqlGatewayStore
 from gateway.errors import StoreUnavailable
 from gateway.hooks import Hooks
 from gateway.ingest import Ingestor
+from gateway.leases import poll_lease_for
 from gateway.publisher import Publisher
 from gateway.settings import Settings
 from gateway.stores.connector_state import SqlConnectorState
@@ -37,6 +38,8 @@ from mapping.calendar import WorkingCalendar
 from monitoring.metrics import PrometheusHooks
 
 log = logging.getLogger(__name__)
+
+POLL_LEASE_TTL_S = 30.0  # pollers renew every ~10 s; another instance takes over 30 s after a holder dies
 
 
 class Runtime:
@@ -84,7 +87,13 @@ class Runtime:
                               linger_s=d.linger_s)
 
     def _connector_context(self, connector_id: str) -> ConnectorContext:
-        return ConnectorContext(state=SqlConnectorState(self.engine, connector_id), lease=HeldLease())
+        """Durable state in the gateway's store; with Redis, a poll lease shared by every instance, so
+        only one of them polls a given connector (embedded, one process: always held)."""
+        redis_url = self.settings.stores.redis_url
+        lease: PollLease = HeldLease() if redis_url is None else poll_lease_for(
+            redis_url.get_secret_value(), connector_id, POLL_LEASE_TTL_S,
+            key_prefix=f"{self.settings.stores.redis_prefix}:lease:")
+        return ConnectorContext(state=SqlConnectorState(self.engine, connector_id), lease=lease)
 
     def _wake_workers(self) -> None:
         for worker in self.workers.values():
