@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,7 +129,8 @@ class SqlGatewayStore:
                 finished.append(item.id)
                 self._target_rejection(item, RejectedRow(
                     kind=item.kind, connector=str(item.payload.get("connector", "")), rejected_at=now,
-                    errors=[{"code": result.code or "TARGET_REJECTED", "field": None, "severity": "error",
+                    errors=[{"code": result.code or "TARGET_REJECTED", "field": _target_field(result),
+                             "severity": "error",
                              "location": adapter, "message_zh": f"{adapter} 拒收：{result.message}",
                              "message_en": f"rejected by {adapter}: {result.message}"}],
                     department=item.department, source_record_id=item.payload.get("source_record_id"),
@@ -191,3 +192,9 @@ class SqlGatewayStore:
     def recent_rejections(self, limit: int) -> list[dict[str, Any]]:
         return [{"connector": r.connector, "due_on": r.due_on, "errors": r.errors}
                 for r in self.rejections.list(status="open", limit=limit)]
+
+
+def _target_field(result: DeliveryResult) -> str | None:
+    """The field a target named in its rejection (receipts carry it as ``field``), if any."""
+    field = result.receipt.get("field") if isinstance(result.receipt, Mapping) else None
+    return field if isinstance(field, str) and field else None

@@ -58,5 +58,6 @@ async def test_accepted_records_reach_the_platform_once_and_its_rejection_reache
     [rejection] = store.rejections.list(status="open")
     assert rejection.record_id == accepted[0] and rejection.department == "eco-a" and rejection.target == "national"
     assert rejection.errors[0]["code"] == "10010"
+    assert rejection.errors[0]["field"] == "check_action_no"  # the field the platform named
     assert MESSAGE in rejection.errors[0]["message_zh"]
     engine.dispose()
