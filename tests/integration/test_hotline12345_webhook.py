@@ -15,10 +15,9 @@ import sqlalchemy as sa
 
 from gateway.auth import hash_api_key
 from gateway.runtime import Runtime
-from gateway.settings import load_settings
-from tests.conftest import MAPPINGS, SAMPLES
+from tests.conftest import SAMPLES
 from tests.peers.hotline12345_client import TEST_SECRET, Hotline12345Client, split_http
-from tests.servers import serving
+from tests.servers import embedded_runtime, serving
 
 pytestmark = pytest.mark.integration
 
@@ -27,22 +26,11 @@ KEY = "sgw_test_key_department_a"
 
 
 def make_runtime(tmp_path: Path) -> Runtime:
-    config = {
-        "mappings_dir": str(MAPPINGS),
-        "stores": {"database_url": f"sqlite:///{tmp_path / 'gateway.sqlite'}"},
-        "departments": [{"code": "hz-12345", "name": "杭州市12345", "api_key_hashes": [hash_api_key(KEY)]}],
-        "connectors": [
-            {"id": "hotline-12345", "type": "hotline12345", "mapping": "hotline-12345.workorder",
-             "department": "hz-12345", "options": {"secret": TEST_SECRET, "department": "hz-12345"}},
-            {"id": "eco-push", "type": "http_push", "mapping": "eco-rest.penalty", "department": "hz-12345"},
-        ],
-        "adapters": [{"id": "data-centre", "type": "data_centre",
-                      "options": {"url": f"sqlite:///{tmp_path / 'dc.sqlite'}", "create_tables": True}}],
-        "routing": [{"kinds": ["*"], "adapters": ["data-centre"]}],
-    }
-    path = tmp_path / "gateway.yaml"
-    path.write_text(json.dumps(config), encoding="utf-8")
-    return Runtime(load_settings(path, environ={}))
+    return embedded_runtime(tmp_path, [
+        {"id": "hotline-12345", "type": "hotline12345", "mapping": "hotline-12345.workorder",
+         "department": "hz-12345", "options": {"secret": TEST_SECRET, "department": "hz-12345"}},
+        {"id": "eco-push", "type": "http_push", "mapping": "eco-rest.penalty", "department": "hz-12345"},
+    ], departments=[{"code": "hz-12345", "name": "杭州市12345", "api_key_hashes": [hash_api_key(KEY)]}])
 
 
 @asynccontextmanager

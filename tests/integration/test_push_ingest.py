@@ -14,9 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.auth import hash_api_key
 from gateway.runtime import Runtime
-from gateway.settings import load_settings
-from tests.conftest import MAPPINGS, SAMPLES
-from tests.servers import serving
+from tests.conftest import SAMPLES
+from tests.servers import embedded_runtime, serving
 
 pytestmark = pytest.mark.integration
 
@@ -25,22 +24,13 @@ KEY_B = "sgw_test_key_department_b"
 
 
 def make_runtime(tmp_path: Path, max_body_bytes: int = 65536) -> Runtime:
-    config = {
-        "mappings_dir": str(MAPPINGS),
-        "stores": {"database_url": f"sqlite:///{tmp_path / 'gateway.sqlite'}"},
-        "api": {"max_body_bytes": max_body_bytes, "max_records_per_request": 5},
-        "departments": [
+    return embedded_runtime(
+        tmp_path, [{"id": "eco-push", "type": "http_push", "mapping": "eco-rest.penalty", "department": "eco-a"}],
+        api={"max_body_bytes": max_body_bytes, "max_records_per_request": 5},
+        departments=[
             {"code": "eco-a", "name": "生态环境甲", "api_key_hashes": [hash_api_key(KEY_A)]},
             {"code": "eco-b", "name": "生态环境乙", "api_key_hashes": [hash_api_key(KEY_B)]},
-        ],
-        "connectors": [{"id": "eco-push", "type": "http_push", "mapping": "eco-rest.penalty", "department": "eco-a"}],
-        "adapters": [{"id": "data-centre", "type": "data_centre",
-                      "options": {"url": f"sqlite:///{tmp_path / 'dc.sqlite'}", "create_tables": True}}],
-        "routing": [{"kinds": ["*"], "adapters": ["data-centre"]}],
-    }
-    path = tmp_path / "gateway.yaml"
-    path.write_text(json.dumps(config), encoding="utf-8")
-    return Runtime(load_settings(path, environ={}))
+        ])
 
 
 def eco_items() -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -19,7 +18,6 @@ from gateway.durable import SqlGatewayStore
 from gateway.ingest import Ingestor
 from gateway.publisher import Publisher
 from gateway.runtime import Runtime
-from gateway.settings import load_settings
 from gateway.stores.connector_state import SqlConnectorState
 from gateway.stores.db import create_engine_for, init_schema
 from gateway.supervise import supervise
@@ -27,6 +25,7 @@ from mapping.calendar import WorkingCalendar
 from mapping.catalog import load_catalog
 from tests.conftest import MAPPINGS
 from tests.peers.soap_server import PASSWORD, USERNAME, SoapPeer, generate
+from tests.servers import embedded_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -54,18 +53,9 @@ def options(peer: SoapPeer, **overrides: Any) -> dict[str, Any]:
 
 
 def make_runtime(tmp_path: Path, peer: SoapPeer, **overrides: Any) -> Runtime:
-    config = {
-        "mappings_dir": str(MAPPINGS),
-        "stores": {"database_url": f"sqlite:///{tmp_path / 'gateway.sqlite'}"},
-        "connectors": [{"id": CONNECTOR, "type": "soap_poll", "options": options(peer, **overrides),
-                        "mappings": {"inspection": "ministry-soap.inspection", "penalty": "ministry-soap.penalty"}}],
-        "adapters": [{"id": "data-centre", "type": "data_centre",
-                      "options": {"url": f"sqlite:///{tmp_path / 'dc.sqlite'}", "create_tables": True}}],
-        "routing": [{"kinds": ["*"], "adapters": ["data-centre"]}],
-    }
-    path = tmp_path / "gateway.yaml"
-    path.write_text(json.dumps(config), encoding="utf-8")
-    return Runtime(load_settings(path, environ={}))
+    return embedded_runtime(tmp_path, [{
+        "id": CONNECTOR, "type": "soap_poll", "options": options(peer, **overrides),
+        "mappings": {"inspection": "ministry-soap.inspection", "penalty": "ministry-soap.penalty"}}])
 
 
 async def run_until_caught_up(runtime: Runtime) -> None:

@@ -4,7 +4,6 @@ run pull connectors against the peers over sockets."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,22 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from gateway.runtime import Runtime
-from gateway.settings import load_settings
-from tests.conftest import MAPPINGS
+from tests.servers import embedded_runtime
 
 
 def make_runtime(tmp_path: Path, connectors: list[dict[str, Any]]) -> Runtime:
-    config = {
-        "mappings_dir": str(MAPPINGS),
-        "stores": {"database_url": f"sqlite:///{tmp_path / 'gateway.sqlite'}"},
-        "connectors": connectors,
-        "adapters": [{"id": "data-centre", "type": "data_centre",
-                      "options": {"url": f"sqlite:///{tmp_path / 'dc.sqlite'}", "create_tables": True}}],
-        "routing": [{"kinds": ["*"], "adapters": ["data-centre"]}],
-    }
-    path = tmp_path / "gateway.yaml"
-    path.write_text(json.dumps(config), encoding="utf-8")
-    return Runtime(load_settings(path, environ={}))
+    return embedded_runtime(tmp_path, connectors)
 
 
 @asynccontextmanager

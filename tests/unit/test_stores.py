@@ -79,8 +79,9 @@ def accepted(record_id: str, key: tuple[str, ...] = PENALTY_KEY, *, kind: str = 
 
 def queued(record_id: str, adapter: str = "data_centre", at: datetime = T0) -> OutboxRow:
     # Each row its own decision: versions of one business key are delivered one at a time, in order.
+    key = (PENALTY_KEY[0], f"{PENALTY_KEY[1]}-{record_id}")
     return OutboxRow(adapter=adapter, record_id=record_id, kind="penalty", payload={"record_id": record_id},
-                     enqueued_at=at, department="xihu-scj", business_key=(PENALTY_KEY[0], f"{PENALTY_KEY[1]}-{record_id}"))
+                     enqueued_at=at, department="xihu-scj", business_key=key)
 
 
 def count(engine: Engine, table: Any) -> int:
