@@ -63,6 +63,12 @@ def locator(*, payload_format: str, meta: Mapping[str, Any]) -> Locator:
     prefix = base + ":" if base else ""
 
     def json_like(record_path: str, index: int, field_source: str | None) -> str:
-        return prefix + join_json_path(record_path, field_source or "")
+        # join_json_path(record_path, field_source) spelt out: it runs once per record and finding
+        out = prefix + "$"
+        if record_path:
+            out += record_path if record_path[0] == "[" else "." + record_path
+        if field_source:
+            out += field_source if field_source[0] == "[" else "." + field_source
+        return out
 
     return json_like

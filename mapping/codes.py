@@ -197,8 +197,10 @@ class CodeTable:
             ambiguous = False
             for item in [value] if isinstance(value, str) else value:
                 found = known.get(item)
-                if found is not None:
-                    _add_unique(codes, found)
+                if found is not None:  # _add_unique spelt out: the path of nearly every item
+                    for code in found:
+                        if code not in codes:
+                            codes.append(code)
                     continue
                 part = ListResolution([], [], False)
                 item_ambiguous, narrowed = self._resolve_item(item, singles, combined, narrow_text, part)

@@ -18,6 +18,7 @@ from mapping.findings import Finding
 from mapping.list_values import Finalize, finalizer, typed
 from mapping.loader import SourceMap, read_spec
 from mapping.map_context import Evaluator, MapContext, clean
+from mapping.memo import MISS, Memo
 from mapping.paths import PathSyntaxError, compile_path
 from mapping.reference_tables import ReferenceTable, ReferenceTableError, read_reference
 from mapping.spec import ExampleSpec, MappingSpec, SpecProblems
@@ -28,8 +29,9 @@ if TYPE_CHECKING:
     from mapping.standard import FieldSpec, KindSpec, Standard
 
 # (field name, ext key or None, evaluate, finalize: applied to values that are not text,
-#  source key when the value is that key's cleaned value as is)
-_Plan = tuple[str, str | None, Evaluator, Finalize | None, str | None]
+#  source key when the value is that key's cleaned value as is,
+#  memo of ``evaluate`` when it reads one source key: its hits are read inline)
+_Plan = tuple[str, str | None, Evaluator, Finalize | None, str | None, Memo | None]
 
 
 @dataclass(slots=True)
@@ -98,13 +100,18 @@ class CompiledMapping:
             record["record_kind"] = self.kind
         provenance = ctx.provenance = self._provenance.copy()
         source = src if type(src) is dict else {}
-        for name, ext_key, evaluate, finalize, key in self._plans:
+        for name, ext_key, evaluate, finalize, key, memo in self._plans:
             if key is not None:  # a plain `{path: KEY}`: read inline, it cannot fail
                 value = source.get(key)
                 if type(value) is str:
                     value = value.strip() or None
                 elif type(value) is list:
                     value = clean(value)
+            elif (memo is not None and type(raw := source.get(memo.key)) is str
+                  and (value := memo.cache.get(raw, MISS)) is not MISS):
+                memo.hits += 1  # what the memo's evaluator would return, without calling it
+                if type(value) is list:
+                    value = value.copy()
             else:
                 ctx.field = name
                 value = evaluate(src, ctx)
@@ -183,7 +190,9 @@ def _plans(spec: MappingSpec, kind: KindSpec, standard: Standard, refs: Mapping[
         finalize = _copy_object if name == "ext" else finalizer(field_spec)
         ext_key = name[4:] if name.startswith("ext.") else None
         evaluate = typed(compiled.evaluate, field_spec)
-        plan = (name, ext_key, evaluate, finalize, compiled.key if evaluate is compiled.evaluate else None)
+        as_is = evaluate is compiled.evaluate
+        memo = compiled.memo if as_is and compiled.memo is not None and compiled.memo.key is not None else None
+        plan = (name, ext_key, evaluate, finalize, compiled.key if as_is else None, memo)
         (later if _needs_narrowing(field_spec, standard, spec.kind) else plans).append(plan)
     return tuple(plans + later), provenance
 

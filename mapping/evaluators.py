@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mapping.map_context import Evaluator, MapContext, TransformFailure, as_text, clean, clean_meta
-from mapping.memo import memoised
+from mapping.memo import Memo, memoised_with_memo
 from mapping.paths import Getter, PathSyntaxError, compile_jmespath, compile_path
 from mapping.reference_tables import ReferenceTable, normalise_key
 from mapping.source_conditions import compile_condition
@@ -28,6 +28,7 @@ class CompiledValue:
     provenance: str | None
     getter: Getter | None = None      # set for `path:` sources, so a chain can be fused with it
     key: str | None = None            # set when that path is one key of the record
+    memo: Memo | None = None          # set when ``evaluate`` is this memo's evaluator
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +56,14 @@ def compile_value(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
         scope.problems.add((*loc, source, *exc.loc), str(exc))
         base = CompiledValue(_absent, None)
     evaluate = base.evaluate
+    memo: Memo | None = None
     if spec.then:
         steps = compile_steps(spec.then, scope.tctx, scope.problems, (*loc, "then"))
         chain = chain_of(steps)
         if base.getter is None:
             evaluate = _then(evaluate, chain)
         elif steps and all(s.pure for s in steps) and _memoisable(scope.tctx):
-            evaluate = memoised(base.getter, base.key, chain)
+            evaluate, memo = memoised_with_memo(base.getter, base.key, chain)
         else:
             evaluate = _path_then(base.getter, chain)
 
@@ -77,7 +79,8 @@ def compile_value(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
             return unguarded(src, ctx) if holds(src, ctx) else None
 
     # `key` tells the compiler the value is that key's cleaned text, so it can read it inline
-    return CompiledValue(evaluate, base.provenance, key=base.key if evaluate is base.evaluate else None)
+    return CompiledValue(evaluate, base.provenance, key=base.key if evaluate is base.evaluate else None,
+                         memo=memo if spec.when is None else None)
 
 
 def _memoisable(tctx: TransformContext) -> bool:
@@ -161,7 +164,18 @@ def _const(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
 
 
 def _meta(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
-    get = _compile_path(spec.meta).get
+    compiled = _compile_path(spec.meta)
+    get = compiled.get
+    if len(compiled.steps) == 1 and isinstance(compiled.steps[0], str):
+        key = compiled.steps[0]
+
+        def one_key(src: Any, ctx: MapContext) -> Any:
+            # one meta key, read inline: it runs per record, and is mostly absent (then a default)
+            meta = ctx.meta
+            value = meta.get(key) if type(meta) is dict else None
+            return None if value is None else clean_meta(value)
+
+        return CompiledValue(one_key, None)
     return CompiledValue(lambda src, ctx: clean_meta(get(ctx.meta)), None)
 
 

@@ -44,8 +44,8 @@ def _decimal_text(value: Any) -> Any:
 
 
 def _string_list(value: Any) -> Any:
-    if type(value) is list:
-        return [_number_text(v) for v in value]
+    if type(value) is list:  # items are usually text already: convert only the others
+        return [v if type(v) is str else _number_text(v) for v in value]
     if isinstance(value, dict):
         return value
     return [_number_text(value)]

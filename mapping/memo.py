@@ -20,26 +20,49 @@ MEMO_MAX_ENTRIES = 2048
 """Per field; small enough to stay in cache, large enough for a year of dates or a code table."""
 _POOR_HITS = MEMO_MAX_ENTRIES // 8     # fewer hits than this while filling: values do not repeat
 _BYPASS_CALLS = 16 * MEMO_MAX_ENTRIES  # then convert without memoising for this many calls
-_MISS = object()
 _IMMUTABLE = frozenset({str, bool, int, float, type(None)})
 
 Chain = Any  # Callable[[Any, MapContext], Any]; Any keeps the hot closure free of typing overhead
 
 
+class Memo:
+    """One field's memo: its source key (None for a longer path), texts -> values, and hit count.
+
+    The compiler reads a hit inline (``CompiledMapping`` looks ``cache`` up itself and counts the
+    hit), saving a call per memoised field and record; misses go through the evaluator.
+    """
+
+    __slots__ = ("cache", "hits", "key")
+
+    def __init__(self, key: str | None) -> None:
+        self.key = key
+        self.cache: dict[str, Any] = {}
+        self.hits = 0
+
+
+MISS: Any = object()
+"""What ``Memo.cache.get(text, MISS)`` returns for a text it does not hold."""
+
+
 def memoised(get: Getter, key: str | None, chain: Chain) -> Evaluator:
     """``chain(clean(get(src)))`` with a memo of text sources; ``key``: the path is this one key."""
-    cache: dict[str, Any] = {}
-    hits = 0
+    return memoised_with_memo(get, key, chain)[0]
+
+
+def memoised_with_memo(get: Getter, key: str | None, chain: Chain) -> tuple[Evaluator, Memo]:
+    """``memoised``, and the memo it keeps, for callers that read hits inline."""
+    memo = Memo(key)
+    cache = memo.cache
     bypass = 0
 
     def evaluate(src: Any, ctx: MapContext) -> Any:
-        nonlocal hits, bypass
+        nonlocal bypass
         raw = get(src) if key is None else src.get(key) if type(src) is dict else None
         if type(raw) is not str:
             return chain(clean(raw) if type(raw) is list else raw, ctx)
-        found = cache.get(raw, _MISS)
-        if found is not _MISS:
-            hits += 1
+        found = cache.get(raw, MISS)
+        if found is not MISS:
+            memo.hits += 1
             return found.copy() if type(found) is list else found
         if bypass:
             bypass -= 1
@@ -49,14 +72,14 @@ def memoised(get: Getter, key: str | None, chain: Chain) -> Evaluator:
         value = chain(raw.strip() or None, ctx)
         if len(findings) == before and _storable(value):
             if len(cache) >= MEMO_MAX_ENTRIES:
-                if hits < _POOR_HITS:
+                if memo.hits < _POOR_HITS:
                     bypass = _BYPASS_CALLS
                 cache.clear()
-                hits = 0
+                memo.hits = 0
             cache[raw] = value.copy() if type(value) is list else value
         return value
 
-    return evaluate
+    return evaluate, memo
 
 
 def _storable(value: Any) -> bool:

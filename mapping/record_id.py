@@ -21,6 +21,7 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
+from itertools import filterfalse
 from typing import Any
 
 import orjson
@@ -74,8 +75,11 @@ def canonical_content(record: Mapping[str, Any]) -> bytes:
         content = dict(record)
         for name in _UNHASHED:
             content.pop(name, None)
-    values = list(content.values())
-    if None in values or "" in values or [] in values:  # absent values are not content
+    # Absent values are not content. Each of None, "" and [] is falsy, and a record's values are
+    # JSON values, so only its falsy values (a few False at most, usually) need looking at;
+    # filterfalse picks them in C instead of comparing every value three times.
+    falsy = list(filterfalse(None, content.values()))
+    if falsy and (None in falsy or "" in falsy or [] in falsy):
         content = {k: v for k, v in content.items() if not (v is None or v == "" or v == [])}
     data = _dumps(content)
     return data

@@ -105,8 +105,11 @@ def lookup_factory(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -
         return one(value)
 
     def apply_list(value: Any, ctx: MapContext) -> Any:
-        items = value if type(value) is str else [as_text(v) for v in value] if type(value) is list else [
-            as_text(value)]
+        items: str | list[str]
+        if type(value) is list:  # split's output: text already, converted only when it is not
+            items = [v if type(v) is str else as_text(v) for v in value]
+        else:
+            items = value if type(value) is str else [as_text(value)]
         narrow = ctx.record.get(narrow_field) if narrow_field else None
         res = resolve_list(items, narrow if isinstance(narrow, str) else None)
         if res.ambiguous:

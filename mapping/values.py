@@ -115,6 +115,8 @@ def amount_from_text(text: str) -> str | None:
 
 def to_integer(value: str | int | float) -> int:
     """An integer from an int, an integral float or digits (``"12"``, ``"12.0"`` from spreadsheets)."""
+    if type(value) is str and value.isdigit() and value.isascii():  # the common form, read at once
+        return int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, float) and value.is_integer():

@@ -23,9 +23,14 @@ def business_key_of(record: Mapping[str, Any]) -> tuple[str, tuple[str, ...]] | 
     values: list[str] = []
     for name in fields:
         value = record.get(name)
-        if not present(value):
+        if value.__class__ is str:  # the common case, spelt out: COM-005/006 run on every record
+            if not value:
+                return None
+            values.append(value)
+        elif not present(value):
             return None
-        values.append(value if isinstance(value, str) else str(value))
+        else:
+            values.append(str(value))
     return kind, tuple(values)
 
 

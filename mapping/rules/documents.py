@@ -20,7 +20,8 @@ _NAMES_ZH = {"uscc": "统一社会信用代码", "ric": "居民身份证号码"}
 
 def identifier_errors(id_type: str, value: str) -> tuple[str, ...]:
     """The error codes (IDENTIFIER_FORMAT, IDENTIFIER_CHECKSUM) of a value; empty when it passes."""
-    return tuple(f.code for f in check_identifier(id_type, value) if f.severity == "error")
+    found = check_identifier(id_type, value)
+    return tuple([f.code for f in found if f.severity == "error"]) if found else ()
 
 
 def validates_as(id_doc_type: Any) -> str | None:
