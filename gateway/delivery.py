@@ -9,8 +9,9 @@ failed (-> dead letters), also when the attempts or the age run out. A per-adapt
 stops claiming while the target is down and probes it with one record at a time.
 
 Per-key order is the outbox's: it never hands out a version of a business key while an earlier
-one is still on its way. ``stop()`` lets the batch in hand finish; work cut off by the grace
-period is returned to the outbox, due at once, for the next worker.
+one is still on its way. While a full batch is delivered the next one is claimed (two batches in
+flight, see ``run_once``). ``stop()`` lets the batch in hand finish; work cut off by the grace
+period, and a batch claimed ahead, is returned to the outbox, due at once, for the next worker.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tenacity import RetryCallState, wait_random_exponential
 
 from adapters.base import Adapter, DeliveryResult, OutboundRecord
 from gateway.circuit import CircuitBreaker
-from gateway.errors import PermanentError, TransientError
+from gateway.errors import PermanentError, StoreUnavailable, TransientError
 from gateway.hooks import Hooks, NoHooks
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ class DeliveryWorker:
         self.breaker = breaker or CircuitBreaker()
         self._wake = asyncio.Event()
         self._stopping = False
+        # The next batch, claimed while the current one is delivered (see ``run_once``).
+        self._next: asyncio.Task[Sequence[OutboxItemLike]] | None = None
 
     def notify(self) -> None:
         """New work was written: wake up instead of waiting for the next poll."""
@@ -114,12 +117,15 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        while not self._stopping:
-            delivered = await self.run_once()
-            if self._stopping:
-                return
-            if delivered < self._batch_size:
-                await self._idle()
+        try:
+            while not self._stopping:
+                delivered = await self.run_once()
+                if self._stopping:
+                    return
+                if delivered < self._batch_size:
+                    await self._idle()
+        finally:
+            await self._return_prefetched()
 
     async def _idle(self) -> None:
         timeout_s = self._max_wait_s
@@ -132,19 +138,27 @@ class DeliveryWorker:
                 await asyncio.sleep(self._linger_s)
 
     async def run_once(self) -> int:
+        """Claim, deliver and settle one batch. After a full batch, the next one is claimed while
+        this one is delivered (two batches in flight): the outbox never hands out a later version
+        of a key still in flight, so per-key order holds; the next call delivers it."""
         limit = self.breaker.allowance(self._batch_size)
-        if limit == 0:
-            return 0
-        now = datetime.now(UTC)
-        items = await asyncio.to_thread(self._ledger.claim, self.adapter_id, limit, now)
+        items = await self._take_prefetched(limit)
+        if items is None:
+            if limit == 0:
+                return 0
+            items = await asyncio.to_thread(self._ledger.claim, self.adapter_id, limit, datetime.now(UTC))
         if not items:
             return 0
+        if len(items) >= self._batch_size and self.breaker.state == "closed" and not self._stopping:
+            self._next = asyncio.create_task(asyncio.to_thread(
+                self._ledger.claim, self.adapter_id, self._batch_size, datetime.now(UTC)))
         batch = [OutboundRecord(record_id=i.record_id, kind=i.kind, record=i.payload, department=i.department)
                  for i in items]
         try:
             raw = await self._deliver(batch)
         except asyncio.CancelledError:
             await self._give_back(items)
+            await self._return_prefetched()
             raise
         done = datetime.now(UTC)
         results = [self._final(i, r, done) for i, r in zip(items, raw, strict=True)]
@@ -155,9 +169,33 @@ class DeliveryWorker:
             self._hooks.delivery_result(self.adapter_id, item.kind, result.status, latency)
         return len(items)
 
-    async def _give_back(self, items: Sequence[OutboxItemLike]) -> None:
+    async def _take_prefetched(self, limit: int) -> Sequence[OutboxItemLike] | None:
+        """The batch claimed ahead, cut to what the breaker now allows (the rest goes back)."""
+        if self._next is None:
+            return None
+        task, self._next = self._next, None
+        items = await task
+        if len(items) > limit:
+            await self._give_back(items[limit:], "returned: the circuit breaker allows fewer")
+            items = items[:limit]
+        return items
+
+    async def _return_prefetched(self) -> None:
+        if self._next is None:
+            return
+        task, self._next = self._next, None
+        try:
+            items = await task
+        except StoreUnavailable as exc:  # nothing to return: a lost claim's lease runs out
+            log.warning("%s: claiming ahead failed: %s", self.adapter_id, exc)
+            return
+        await self._give_back(items)
+
+    async def _give_back(self, items: Sequence[OutboxItemLike], reason: str = "returned at shutdown") -> None:
+        if not items:
+            return
         now = datetime.now(UTC)
-        back = [DeliveryResult(record_id=i.record_id, status="retry", message="returned at shutdown")
+        back = [DeliveryResult(record_id=i.record_id, status="retry", message=reason)
                 for i in items]
         await asyncio.to_thread(self._ledger.settle, self.adapter_id, items, back, now, lambda _i, _r: now)
 

@@ -26,7 +26,7 @@ from sqlalchemy.schema import CreateSchema
 from adapters.base import DeliveryResult, OutboundRecord
 from adapters.data_centre.columns import kind_columns
 from adapters.data_centre.engine import create_target_engine
-from adapters.data_centre.rows import RowBuilder, RowError
+from adapters.data_centre.rows import BulkInsert, RowBuilder, RowError
 from adapters.data_centre.sequence import BatchSequence, TableBatchSequence, format_batch
 from adapters.data_centre.tables import exchange_tables
 from gateway.errors import ConfigError, TransientError
@@ -81,6 +81,9 @@ class DataCentreAdapter:
         self._builders = {kind: RowBuilder(columns, province_code=config.province_code,
                                            department_code=config.department_code)
                           for kind, columns in kind_columns(config.standard_version).items()}
+        # PostgreSQL takes rows by COPY; SQLite (embedded) keeps SQLAlchemy Core inserts.
+        self._bulk = ({t.name: BulkInsert(t, self._engine.dialect) for t in self._tables.kinds.values()}
+                      if self._engine.dialect.name == "postgresql" else {})
         self._ready = not config.create_tables
         self._ready_lock = threading.Lock()
 
@@ -139,21 +142,33 @@ class DataCentreAdapter:
             return results
         receipt = {"cd_batch": cd_batch, "cd_time": now.isoformat(timespec="seconds")}
         try:
-            results.update(self._write(rows, receipt, isolate=False))
+            results.update(self._write_all(rows, receipt))
         except (IntegrityError, DataError):
             results.update(self._write(rows, receipt, isolate=True))
         except DBAPIError as exc:
             results.update({i.record.record_id: _transient(i.record.record_id, exc) for i, _ in rows})
         return results
 
+    def _write_all(self, rows: Sequence[tuple[_Prepared, dict[str, Any]]],
+                   receipt: dict[str, Any]) -> dict[str, DeliveryResult]:
+        """On PostgreSQL, first without looking for rows already written: COPY refuses the batch
+        if one is (a unique violation), and only then are they looked up."""
+        if not self._bulk:
+            return self._write(rows, receipt, isolate=False)
+        try:
+            return self._write(rows, receipt, isolate=False, check=False)
+        except IntegrityError:
+            return self._write(rows, receipt, isolate=False)
+
     def _write(self, rows: Sequence[tuple[_Prepared, dict[str, Any]]], receipt: dict[str, Any],
-               *, isolate: bool) -> dict[str, DeliveryResult]:
+               *, isolate: bool, check: bool = True) -> dict[str, DeliveryResult]:
         """Write the rows in one transaction; with ``isolate``, each in a savepoint so that the rows
-        the database refuses are rejected and the others written."""
+        the database refuses are rejected and the others written. Without ``check``, no row is
+        looked up first: the caller knows the insert fails if one is already there."""
         results: dict[str, DeliveryResult] = {}
         try:
             with self._engine.begin() as conn:
-                existing = self._existing(conn, rows)
+                existing = self._existing(conn, rows) if check else {}
                 for item, _ in rows:
                     rid = item.record.record_id
                     table = item.table.name
@@ -177,7 +192,11 @@ class DataCentreAdapter:
         for item, row in rows:
             by_table.setdefault(item.table.name, (item.table, []))[1].append(row)
         for table, table_rows in by_table.values():
-            conn.execute(_insert(conn, table), table_rows)
+            bulk = self._bulk.get(table.name)
+            if bulk is not None:
+                bulk.execute(conn, table_rows)
+            else:
+                conn.execute(_insert(conn, table), table_rows)
 
     def _insert_each(self, conn: Connection, rows: Sequence[tuple[_Prepared, dict[str, Any]]],
                      existing: dict[str, str]) -> dict[str, DeliveryResult]:
@@ -194,14 +213,17 @@ class DataCentreAdapter:
                     f"前置库拒绝写入 / the 前置库 refused the row: {_first_line(exc)}"))
         return refused
 
-    @staticmethod
-    def _existing(conn: Connection, rows: Sequence[tuple[_Prepared, dict[str, Any]]]) -> dict[str, str]:
+    def _existing(self, conn: Connection, rows: Sequence[tuple[_Prepared, dict[str, Any]]]) -> dict[str, str]:
         """cd_id -> cd_batch of the rows already in their tables."""
         ids_by_table: dict[str, tuple[Table, list[str]]] = {}
         for item, _ in rows:
             ids_by_table.setdefault(item.table.name, (item.table, []))[1].append(item.record.record_id)
         found: dict[str, str] = {}
         for table, ids in ids_by_table.values():
+            bulk = self._bulk.get(table.name)
+            if bulk is not None:
+                found.update(bulk.existing(conn, ids))
+                continue
             for start in range(0, len(ids), _IN_CHUNK):
                 chunk = ids[start:start + _IN_CHUNK]
                 stmt = select(table.c.cd_id, table.c.cd_batch).where(table.c.cd_id.in_(chunk))

@@ -139,11 +139,12 @@ class RedisOutbox:
 
     @staticmethod
     def _item(adapter: str, row: list[Any], state: str = "inflight") -> OutboxItem:
-        sid, attempts, rid, key, kind, dept, at, payload, err = (_text(v) for v in row)
-        return OutboxItem(id=f"{adapter}:{sid}", adapter=adapter, record_id=rid, kind=kind,
-                          business_key_hash=key or None, department=dept or None, payload=orjson.loads(payload),
-                          enqueued_at=datetime.fromisoformat(at), attempts=int(attempts), state=state,
-                          last_error=err or None)
+        sid, attempts, rid, key, kind, dept, at, payload, err = row
+        # orjson reads the payload's bytes as they come: no decoding to str first.
+        return OutboxItem(id=f"{adapter}:{_text(sid)}", adapter=adapter, record_id=_text(rid), kind=_text(kind),
+                          business_key_hash=_text(key) or None, department=_text(dept) or None,
+                          payload=orjson.loads(payload), enqueued_at=datetime.fromisoformat(_text(at)),
+                          attempts=int(attempts), state=state, last_error=_text(err) or None)
 
     def _per_adapter(self, ids: Sequence[ItemId], action: str, script: str, head: list[Any]) -> list[Any]:
         groups: dict[str, list[str]] = {}

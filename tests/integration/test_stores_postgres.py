@@ -28,6 +28,7 @@ from tests.unit.test_data_centre import (  # noqa: F401  (fixtures and tests run
     clock,
     penalty,
     rows_of,
+    test_a_batch_mixing_known_and_new_records_writes_only_the_new,
     test_a_deletion_row_carries_only_common_and_key_fields,
     test_an_injected_sequence_numbers_the_batches,
     test_bad_rows_are_rejected_and_the_rest_written,

@@ -212,6 +212,16 @@ async def test_same_record_twice_is_one_row(adapter: DataCentreAdapter, target: 
     assert len(rows_of(target, "penalty")) == 1
 
 
+async def test_a_batch_mixing_known_and_new_records_writes_only_the_new(adapter: DataCentreAdapter,
+                                                                       target: Engine) -> None:
+    # On PostgreSQL the bulk COPY fails on the known row and the batch is written again without it.
+    await adapter.deliver([penalty()])
+    fresh = penalty(record_id="00000000-0000-4000-8000-0000000000b1")
+    results = await adapter.deliver([penalty(), fresh])
+    assert [(r.status, r.code) for r in results] == [("delivered", "DUPLICATE"), ("delivered", None)]
+    assert sorted(r["cd_id"] for r in rows_of(target, "penalty")) == sorted([penalty().record_id, fresh.record_id])
+
+
 async def test_cd_batch_sequence_per_day(adapter: DataCentreAdapter, target: Engine, clock: Clock) -> None:
     await adapter.deliver([penalty(record_id="00000000-0000-4000-8000-0000000000a1")])
     await adapter.deliver([penalty(record_id="00000000-0000-4000-8000-0000000000a2"),
