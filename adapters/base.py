@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from gateway.errors import GatewayError, TargetRejected, TargetUnavailable
+
 DeliveryStatus = Literal["delivered", "rejected", "retry", "failed"]
 
 
@@ -35,6 +37,16 @@ class DeliveryResult:
     message: str | None = None
     receipt: Mapping[str, Any] | None = None
     retry_after_s: float | None = None
+
+    @classmethod
+    def of_stopped_batch(cls, record_id: str, exc: GatewayError) -> DeliveryResult:
+        """The result of a record whose (sub-)batch was stopped by a target-wide error: a retry when
+        the target is unavailable, a failure otherwise (with the target's code when it refused)."""
+        if isinstance(exc, TargetUnavailable):
+            return cls(record_id, "retry", code="TARGET_UNAVAILABLE", message=str(exc),
+                       retry_after_s=exc.retry_after_s)
+        code = exc.code if isinstance(exc, TargetRejected) else None
+        return cls(record_id, "failed", code=code, message=str(exc))
 
 
 @runtime_checkable

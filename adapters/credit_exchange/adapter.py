@@ -81,7 +81,8 @@ class CreditExchangeAdapter:
                 results.update(await self._send(kind, chunk))
             except GatewayError as exc:
                 for _, rest in pending[index:]:
-                    results.update({r.local_id: _stopped(r.local_id, exc) for r in rest if r.local_id not in results})
+                    results.update({r.local_id: DeliveryResult.of_stopped_batch(r.local_id, exc)
+                                    for r in rest if r.local_id not in results})
                 break
         return [results[r.record_id] for r in batch]
 
@@ -196,10 +197,3 @@ def _settle(records: Sequence[RecordXml], answer: Answer) -> dict[str, DeliveryR
                                               receipt=receipt)
     return out
 
-
-def _stopped(record_id: str, exc: GatewayError) -> DeliveryResult:
-    if isinstance(exc, TargetUnavailable):
-        return DeliveryResult(record_id, "retry", code="TARGET_UNAVAILABLE", message=str(exc),
-                              retry_after_s=exc.retry_after_s)
-    code = exc.code if isinstance(exc, TargetRejected) else None
-    return DeliveryResult(record_id, "failed", code=code, message=str(exc))

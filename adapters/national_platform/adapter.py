@@ -88,7 +88,7 @@ class NationalPlatformAdapter:
                 results.update(await self._send(part))
             except GatewayError as exc:
                 for rest in parts[index:]:
-                    results.update({r.record_id: _stopped(r.record_id, exc) for r in rest
+                    results.update({r.record_id: DeliveryResult.of_stopped_batch(r.record_id, exc) for r in rest
                                     if r.record_id not in results})
                 break
         return [results[r.record_id] for r in batch]
@@ -172,10 +172,3 @@ def _per_record(part: Sequence[Encoded], body: Mapping[str, Any], *, replay: boo
             out[rid] = DeliveryResult(rid, "rejected", code=code or "10099", message=message, receipt=receipt)
     return out
 
-
-def _stopped(record_id: str, exc: GatewayError) -> DeliveryResult:
-    if isinstance(exc, TargetUnavailable):
-        return DeliveryResult(record_id, "retry", code="TARGET_UNAVAILABLE", message=str(exc),
-                              retry_after_s=exc.retry_after_s)
-    code = exc.code if isinstance(exc, TargetRejected) else None
-    return DeliveryResult(record_id, "failed", code=code, message=str(exc))
