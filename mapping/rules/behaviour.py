@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mapping.rules.compare import present
+from mapping.rules.compare import present, repeats
 from mapping.rules.documents import impl_code_matches_org
 from mapping.rules.facts import field_label
 from mapping.rules.ordering import dates_in_order, times_in_order
@@ -57,21 +57,11 @@ def ins_003(record: Mapping[str, Any]) -> Result:
 
 
 def ins_004(record: Mapping[str, Any]) -> Result:
-    seen: set[str] = set()
-    found: list[Violation] = []
-    for index, entry in enumerate(record.get("check_items") or ()):
-        item = entry.get("item")
-        if item in seen:
-            found.append(
-                Violation(
-                    f"check_items[{index}].item",
-                    f"check item {index} repeats an earlier item",
-                    f"第{index + 1}个检查项与前面的检查项重复",
-                )
-            )
-        elif item is not None:
-            seen.add(item)
-    return tuple(found)
+    return tuple(
+        Violation(f"check_items[{index}].item", f"check item {index} repeats an earlier item",
+                  f"第{index + 1}个检查项与前面的检查项重复")
+        for index, _ in repeats(record.get("check_items"), "item")
+    )
 
 
 def ins_005(record: Mapping[str, Any]) -> Result:

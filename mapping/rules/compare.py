@@ -7,6 +7,7 @@ order), which is cheaper than building ``date`` objects for every record.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,18 @@ from typing import Any
 SHANGHAI = timezone(timedelta(hours=8))  # China has kept UTC+8 without DST since 1991
 CLOCK_SKEW = timedelta(minutes=10)  # PT10M of the standard's comparisons
 _SHANGHAI_SUFFIX = "+08:00"
+
+
+def repeats(entries: Any, key: str) -> Iterator[tuple[int, Any]]:
+    """(index, value) of each entry of a list of objects whose ``key`` repeats an earlier entry's
+    (rules requiring pairwise different values: INS-004, IOR-002)."""
+    seen: set[Any] = set()
+    for index, entry in enumerate(entries or ()):
+        value = entry.get(key)
+        if value in seen:
+            yield index, value
+        elif value is not None:
+            seen.add(value)
 
 
 def present(value: Any) -> bool:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from mapping.rules.compare import repeats
 from mapping.rules.objects import both_or_neither
 from mapping.rules.ordering import times_in_order
 from mapping.rules.violation import HOLDS, Result, RuleFn, Violation
@@ -17,21 +18,10 @@ _GBT28181_PREFIX = 10  # centre code (8) + industry code (2)
 
 
 def ior_002(record: Mapping[str, Any]) -> Result:
-    seen: set[str] = set()
-    found: list[Violation] = []
-    for index, factor in enumerate(record.get("factors") or ()):
-        code = factor.get("code")
-        if code in seen:
-            found.append(
-                Violation(
-                    f"factors[{index}].code",
-                    f"factor code {code} appears more than once",
-                    f"监测因子编码{code}重复",
-                )
-            )
-        elif code is not None:
-            seen.add(code)
-    return tuple(found)
+    return tuple(
+        Violation(f"factors[{index}].code", f"factor code {code} appears more than once", f"监测因子编码{code}重复")
+        for index, code in repeats(record.get("factors"), "code")
+    )
 
 
 def ior_003(record: Mapping[str, Any]) -> Result:
