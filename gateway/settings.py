@@ -68,6 +68,24 @@ class CalendarSettings(_Strict):
     extra_workdays: tuple[date, ...] = ()
 
 
+ROLES = ("admin", "integrator", "ops", "department", "viewer")
+
+
+class ApiTokenSettings(_Strict):
+    """A named bearer token of one role, stored as its digest (``sgw keys new`` prints both)."""
+
+    name: str = Field(pattern=ID_PATTERN)
+    role: Literal["admin", "integrator", "ops", "department", "viewer"]
+    token_hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    department: str | None = Field(default=None, pattern=ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _department_role(self) -> ApiTokenSettings:
+        if (self.role == "department") != (self.department is not None):
+            raise ValueError("a department token names its department, and only a department token does")
+        return self
+
+
 class ApiSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -76,6 +94,8 @@ class ApiSettings(_Strict):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token of the ops routes (dead letters, rejections, journeys); "
         "unset: those routes answer 401.")
+    tokens: tuple[ApiTokenSettings, ...] = Field(
+        default=(), description="Named role tokens (admin, integrator, ops, department, viewer), as digests.")
 
 
 class DepartmentSettings(_Strict):

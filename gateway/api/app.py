@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from gateway.api.authz import SettingsPrincipals
 from gateway.api.routes import health, ingest, ops
 from gateway.api.state import ApiState
 
@@ -26,6 +28,8 @@ async def _validation_problem(request: Request, exc: Exception) -> JSONResponse:
 def create_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
     app = FastAPI(title="Supervision Gateway", version="0.1.0", lifespan=lifespan,
                   description="互联网+监管 integration gateway: push ingest, health and metrics.")
+    if state.principals is None:
+        state = dataclasses.replace(state, principals=SettingsPrincipals(state.api, state.departments))
     app.state.sgw = state
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.include_router(ingest.router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from gateway.api.authz import PrincipalResolver
 from gateway.dead_letters import DeadLetterOps
 from gateway.publisher import Publisher
 from gateway.settings import ApiSettings, ConnectorSettings, DepartmentSettings
@@ -22,3 +23,6 @@ class ApiState:
     """Push connector instances by id, for connectors that authenticate and answer their source
     themselves (e.g. the signed 12345 webhook)."""
     ops: DeadLetterOps | None = None
+    principals: PrincipalResolver | None = None
+    """Resolves bearer tokens to principals (role, department); None: only config tokens, built
+    from ``api`` and ``departments`` by ``create_app``."""

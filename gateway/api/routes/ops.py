@@ -1,20 +1,20 @@
 """Admin routes for ops: dead letters (list, inspect, redrive one or many, discard), rejections, journeys.
 
-Authentication for now: one admin token from settings (``api.admin_token``), sent as
-``Authorization: Bearer <token>`` or ``X-Admin-Token``; unset, these routes answer 401. Roles
-(admin, ops, viewer) replace it later.
+Every route declares its permission (gateway/api/authz.py): reading dead letters is for admin,
+ops and viewer, changing them for admin and ops; rejections and journeys are readable by every
+role, a department seeing only its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from gateway.api.authz import Allow, Principal, department_scope
 from gateway.api.deps import StateDep
 from gateway.api.problems import ApiProblem
 from gateway.dead_letters import DeadLetterOps, dead_letter_dict, journey_dict, rejection_dict
@@ -25,19 +25,7 @@ from gateway.stores.rejections import RejectionStatus
 router = APIRouter(tags=["ops"])
 
 
-def admin(state: StateDep, authorization: Annotated[str | None, Header()] = None,
-          x_admin_token: Annotated[str | None, Header(alias="X-Admin-Token")] = None) -> str:
-    token = x_admin_token
-    if token is None and authorization and authorization.lower().startswith("bearer "):
-        token = authorization[7:].strip()
-    expected = state.api.admin_token
-    if expected is None or not token or not hmac.compare_digest(token, expected.get_secret_value()):
-        raise ApiProblem(401, "AUTH_ADMIN", "需要管理员令牌", "admin token required",
-                         headers={"WWW-Authenticate": "Bearer"})
-    return "admin"
-
-
-def ops_of(state: StateDep, _actor: Annotated[str, Depends(admin)]) -> DeadLetterOps:
+def ops_of(state: StateDep) -> DeadLetterOps:
     ops = state.ops
     if ops is None:
         raise ApiProblem(503, "OPS_UNAVAILABLE", "运维接口不可用", "ops operations are not available")
@@ -45,7 +33,10 @@ def ops_of(state: StateDep, _actor: Annotated[str, Depends(admin)]) -> DeadLette
 
 
 OpsDep = Annotated[DeadLetterOps, Depends(ops_of)]
-ActorDep = Annotated[str, Depends(admin)]
+DeadLetterReader = Annotated[Principal, Depends(Allow("deadletters:read"))]
+DeadLetterWriter = Annotated[Principal, Depends(Allow("deadletters:write"))]
+RejectionReader = Annotated[Principal, Depends(Allow("rejections:read"))]
+StaffReader = Annotated[Principal, Depends(Allow("ops:read"))]  # journeys: departments once scoped by record
 
 
 class FilterQuery(BaseModel):
@@ -79,14 +70,14 @@ async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 @router.get("/dead-letters", summary="List dead letters (filter by adapter, kind, department, error)")
-async def list_dead_letters(ops: OpsDep, where: Annotated[FilterQuery, Query()],
+async def list_dead_letters(ops: OpsDep, _who: DeadLetterReader, where: Annotated[FilterQuery, Query()],
                             limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     items = await _call(ops.find, where.as_filter(), limit)
     return {"items": [dead_letter_dict(i) for i in items]}
 
 
 @router.get("/dead-letters/{item_id}", summary="A dead letter: its record, error, attempts and journey")
-async def show_dead_letter(item_id: str, ops: OpsDep) -> dict[str, Any]:
+async def show_dead_letter(item_id: str, ops: OpsDep, _who: DeadLetterReader) -> dict[str, Any]:
     view = await _call(ops.show, item_id)
     if view is None:
         raise ApiProblem(404, "NOT_FOUND", "死信不存在", f"no dead letter {item_id!r}")
@@ -95,32 +86,32 @@ async def show_dead_letter(item_id: str, ops: OpsDep) -> dict[str, Any]:
 
 
 @router.post("/dead-letters/redrive", summary="Redrive dead letters by id, or all matching a filter")
-async def redrive(body: RedriveBody, ops: OpsDep, actor: ActorDep) -> dict[str, int]:
+async def redrive(body: RedriveBody, ops: OpsDep, who: DeadLetterWriter) -> dict[str, int]:
     if body.ids:
-        count = await _call(ops.redrive, body.ids, actor=actor)
+        count = await _call(ops.redrive, body.ids, actor=who.actor)
     else:
-        count = await _call(ops.redrive_matching, (body.filter or FilterQuery()).as_filter(), actor=actor)
+        count = await _call(ops.redrive_matching, (body.filter or FilterQuery()).as_filter(), actor=who.actor)
     return {"redriven": count}
 
 
 @router.post("/dead-letters/{item_id}/discard", summary="Discard a dead letter, with a reason")
-async def discard(item_id: str, body: DiscardBody, ops: OpsDep, actor: ActorDep) -> dict[str, int]:
-    count = await _call(ops.discard, [item_id], reason=body.reason, actor=actor)
+async def discard(item_id: str, body: DiscardBody, ops: OpsDep, who: DeadLetterWriter) -> dict[str, int]:
+    count = await _call(ops.discard, [item_id], reason=body.reason, actor=who.actor)
     if count == 0:
         raise ApiProblem(404, "NOT_FOUND", "死信不存在", f"no dead letter {item_id!r}")
     return {"discarded": count}
 
 
 @router.get("/rejections", summary="Rejections by department, status and due date")
-async def rejections(ops: OpsDep, department: str | None = None, status: RejectionStatus | None = None,
-                     due_before: date | None = None,
+async def rejections(ops: OpsDep, who: RejectionReader, department: str | None = None,
+                     status: RejectionStatus | None = None, due_before: date | None = None,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    found = await _call(ops.rejections, department, status, due_before, limit)
+    found = await _call(ops.rejections, department_scope(who, department), status, due_before, limit)
     return {"items": [rejection_dict(r) for r in found]}
 
 
 @router.get("/records/{record_id}/journey", summary="Every step, attempt and receipt of one record")
-async def journey(record_id: str, ops: OpsDep) -> dict[str, Any]:
+async def journey(record_id: str, ops: OpsDep, _who: StaffReader) -> dict[str, Any]:
     steps = await _call(ops.journey, record_id)
     if not steps:
         raise ApiProblem(404, "NOT_FOUND", "记录不存在", f"no record {record_id!r}")
