@@ -121,9 +121,44 @@ class HeldLease:
         return None
 
 
+class ConnectorTelemetry(Protocol):
+    """What a connector reports about itself, for metrics and its live status.
+
+    ``count`` adds to a named counter of this connector (``messages``, ``bad_signature``,
+    ``packets_bad_crc``...; a small fixed set of names per connector type, never an id or a value
+    from the payload). ``gauge`` sets a named level, optionally per bounded ``key`` (a region,
+    not a device). ``state`` says what the connector is doing (``running``, ``connecting``,
+    ``stopped: bad credentials``...); ``error`` records the last error it met, without PII.
+    """
+
+    def count(self, name: str, n: int = 1) -> None: ...
+
+    def gauge(self, name: str, value: float, key: str | None = None) -> None: ...
+
+    def state(self, state: str, detail: str | None = None) -> None: ...
+
+    def error(self, message: str) -> None: ...
+
+
+class NoTelemetry:
+    def count(self, name: str, n: int = 1) -> None:
+        return None
+
+    def gauge(self, name: str, value: float, key: str | None = None) -> None:
+        return None
+
+    def state(self, state: str, detail: str | None = None) -> None:
+        return None
+
+    def error(self, message: str) -> None:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectorContext:
-    """What the runtime gives a connector besides its config: durable state and its poll lease."""
+    """What the runtime gives a connector besides its config: durable state, its poll lease and
+    where to report its counters and state."""
 
     state: ConnectorState = field(default_factory=MemoryState)
     lease: PollLease = field(default_factory=HeldLease)
+    telemetry: ConnectorTelemetry = field(default_factory=NoTelemetry)

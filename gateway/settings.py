@@ -68,9 +68,6 @@ class CalendarSettings(_Strict):
     extra_workdays: tuple[date, ...] = ()
 
 
-ROLES = ("admin", "integrator", "ops", "department", "viewer")
-
-
 class ApiTokenSettings(_Strict):
     """A named bearer token of one role, stored as its digest (``sgw keys new`` prints both)."""
 
