@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from gateway.api.authz import PrincipalResolver
+from gateway.audit import AuditTrail, NoAudit
 from gateway.dead_letters import DeadLetterOps
 from gateway.publisher import Publisher
 from gateway.settings import ApiSettings, ConnectorSettings, DepartmentSettings
@@ -23,6 +24,7 @@ class ApiState:
     """Push connector instances by id, for connectors that authenticate and answer their source
     themselves (e.g. the signed 12345 webhook)."""
     ops: DeadLetterOps | None = None
+    audit: AuditTrail = field(default_factory=NoAudit)
     principals: PrincipalResolver | None = None
     """Resolves bearer tokens to principals (role, department); None: only config tokens, built
     from ``api`` and ``departments`` by ``create_app``."""
