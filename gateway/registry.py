@@ -30,6 +30,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "credit_exchange": "adapters.credit_exchange.adapter:CreditExchangeAdapter",
     "data_centre": "adapters.data_centre.adapter:DataCentreAdapter",
     "hotline12345_feedback": "adapters.hotline12345_feedback:Hotline12345FeedbackAdapter",
+    "http_post": "adapters.http_sink.adapter:HttpPostAdapter",
     "national_platform": "adapters.national_platform.adapter:NationalPlatformAdapter",
 }
 
