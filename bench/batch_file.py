@@ -7,7 +7,8 @@ SqlGatewayStore -> DeliveryWorker -> DataCentreAdapter, all on SQLite in a tempo
 Rows are the 20 valid rows of the 桐庐县 sample, each with its own 处罚行为编号, 文书号, dates and
 amounts. Figures print as ONE JSON object on the last line: rows_per_s (file rows from start to
 the last row in ex_penalty), ingest_rows_per_s (until the file is archived), peak_rss_mb
-(ru_maxrss of this process, which runs the whole gateway).
+(ru_maxrss of this process, which runs the whole gateway), cpu_s and rows_per_cpu_s (CPU time of
+the process over the same span: comparable between runs on a loaded machine).
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def write_batch_file(upload: Path, rows: int, *, seq: int = 1, day: str = "20250
     return data
 
 
-def gateway_config(work: Path, exchange: Path, *, chunk_rows: int, max_rows: int) -> dict[str, Any]:
+def gateway_config(work: Path, exchange: Path, *, chunk_rows: int, max_rows: int,
+                   batch_size: int = 500) -> dict[str, Any]:
     return {
         "mappings_dir": str(ROOT / "config" / "mappings"),
         "stores": {"database_url": f"sqlite:///{work / 'gateway.sqlite'}"},
@@ -96,17 +98,23 @@ def gateway_config(work: Path, exchange: Path, *, chunk_rows: int, max_rows: int
             "options": {"exchange_root": str(exchange), "poll_interval_s": 0.2, "chunk_rows": chunk_rows,
                         "max_rows": max_rows, "max_bytes": 2 * 1024**3},
         }],
-        "adapters": [{"id": "data-centre", "type": "data_centre", "batch_size": 500,
+        "adapters": [{"id": "data-centre", "type": "data_centre", "batch_size": batch_size,
                       "options": {"url": f"sqlite:///{work / 'datacentre.sqlite'}", "create_tables": True}}],
         "routing": [{"kinds": ["*"], "adapters": ["data-centre"]}],
     }
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process (all threads): a figure less sensitive to a loaded machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def run_bench(rows: int, chunk_rows: int) -> dict[str, Any]:
+async def run_bench(rows: int, chunk_rows: int, batch_size: int) -> dict[str, Any]:
     import sqlalchemy as sa
 
     from gateway.runtime import Runtime
@@ -121,11 +129,13 @@ async def run_bench(rows: int, chunk_rows: int) -> dict[str, Any]:
         data = write_batch_file(upload, rows)
         gen_s = time.perf_counter() - t_gen
         size_mb = data.stat().st_size / 1024**2
-        settings = Settings.model_validate(gateway_config(work, exchange, chunk_rows=chunk_rows, max_rows=rows))
+        settings = Settings.model_validate(gateway_config(work, exchange, chunk_rows=chunk_rows, max_rows=rows,
+                                                                batch_size=batch_size))
         runtime = Runtime(settings)
         dc = sa.create_engine(f"sqlite:///{work / 'datacentre.sqlite'}")
         archived = exchange / PROVIDER / "archive"
         start = time.perf_counter()
+        cpu_start = cpu_s()
         await runtime.start()
         ingest_s = None
         delivered = 0
@@ -140,12 +150,14 @@ async def run_bench(rows: int, chunk_rows: int) -> dict[str, Any]:
                         break
         finally:
             total_s = time.perf_counter() - start
+            used_cpu_s = cpu_s() - cpu_start
             await runtime.stop()
             dc.dispose()
     return {"rows": rows, "file_mb": round(size_mb, 1), "generate_s": round(gen_s, 1),
             "ingest_s": round(ingest_s or 0, 1), "total_s": round(total_s, 1),
             "ingest_rows_per_s": round(rows / ingest_s) if ingest_s else 0,
             "rows_per_s": round(delivered / total_s), "delivered": delivered,
+            "cpu_s": round(used_cpu_s, 1), "rows_per_cpu_s": round(delivered / used_cpu_s) if used_cpu_s else 0,
             "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
@@ -163,9 +175,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--chunk-rows", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=500, help="the data-centre adapter's batch size")
     args = parser.parse_args()
     os.environ.setdefault("SGW_LOG_LEVEL", "WARNING")
-    print(json.dumps(asyncio.run(run_bench(args.rows, args.chunk_rows))))
+    print(json.dumps(asyncio.run(run_bench(args.rows, args.chunk_rows, args.batch_size))))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from adapters.base import DeliveryResult
 from gateway.envelope import Envelope
 from gateway.errors import StoreUnavailable
 from gateway.ingest import RecordOutcome
-from gateway.stores.db import translate_errors
+from gateway.stores.db import bound_wal, translate_errors
 from gateway.stores.journeys import JourneyLog, JourneyRow
 from gateway.stores.outbox import DEFAULT_LEASE_S, ItemId, Outbox, OutboxItem, OutboxRow, SqlOutbox
 from gateway.stores.records import AcceptedRecords, AcceptedRow
@@ -68,6 +68,7 @@ class SqlGatewayStore:
         queued: list[OutboxRow] = []
         steps = [JourneyRow(record_id=None, event="received", at=envelope.received_at, envelope_id=envelope.envelope_id,
                             detail={"connector": envelope.connector, "records": len(outcomes)})]
+        routed: dict[str, tuple[str, ...]] = {}
         for o in outcomes:
             source_record_id = o.record.get("source_record_id")
             steps.append(JourneyRow(record_id=o.record_id, event=o.status, at=now, envelope_id=envelope.envelope_id,
@@ -81,13 +82,17 @@ class SqlGatewayStore:
                 accepted.append(AcceptedRow(record_id=o.record_id, kind=o.kind, business_key=o.business_key,
                                             record=o.record, connector=envelope.connector, accepted_at=now,
                                             department=envelope.department, source_record_id=source_record_id))
-                for adapter in routes(o.kind):
+                adapters = routed.get(o.kind)
+                if adapters is None:
+                    adapters = routed[o.kind] = routes(o.kind)
+                for adapter in adapters:
                     queued.append(OutboxRow(adapter=adapter, record_id=o.record_id, kind=o.kind, payload=o.record,
                                             enqueued_at=envelope.received_at, department=envelope.department,
                                             business_key=o.business_key))
                     steps.append(JourneyRow(record_id=o.record_id, event="queued", at=now, target=adapter,
                                             envelope_id=envelope.envelope_id))
         self._writer.write(accepted, rejected, steps, queued)
+        bound_wal(self._engine)
         if self._redis is not None and queued:
             try:
                 self.relay()

@@ -8,7 +8,7 @@ when that write fails it raises ``StoreUnavailable`` and the connector must not 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -17,6 +17,7 @@ from gateway.envelope import Envelope
 from gateway.errors import ConfigError, StoreUnavailable
 from gateway.hooks import Hooks, NoHooks
 from gateway.ingest import Ingestor, RecordIndex, RecordOutcome
+from gateway.record_view import INSPECTION, BatchView
 from mapping.compiler import CompiledMapping
 from mapping.findings import Finding
 
@@ -71,8 +72,25 @@ class Publisher:
         self._hooks = hooks or NoHooks()
         self._on_written = on_written
         self._connector_meta = connector_meta or {}
-        # One writer at a time: duplicate detection reads what the previous envelope wrote.
+        # Envelopes are evaluated one at a time, in arrival order, and written in that order; the
+        # write of one overlaps the evaluation of the next (see ``_pipelined``).
         self._lock = asyncio.Lock()
+        self._inflight: tuple[list[RecordOutcome], ...] = ()  # evaluated, not yet committed
+        self._last_write: asyncio.Future[None] | None = None
+        self._failed_writes = 0
+
+    def set_connector(self, connector: str, mappings: Mapping[str, CompiledMapping] | None,
+                      meta: Mapping[str, Any] | None = None) -> None:
+        """Swap one connector's mappings and meta while running (None: it is gone). Copied, not
+        mutated: a publish in flight keeps the tables it read."""
+        tables, metas = dict(self._mappings), dict(self._connector_meta)
+        tables.pop(connector, None)
+        metas.pop(connector, None)
+        if mappings is not None:
+            tables[connector] = mappings
+            if meta:
+                metas[connector] = meta
+        self._mappings, self._connector_meta = tables, metas
 
     def mapping_for(self, envelope: Envelope) -> CompiledMapping:
         variants = self._mappings.get(envelope.connector)
@@ -84,10 +102,51 @@ class Publisher:
             raise ConfigError(f"connector {envelope.connector!r} has no mapping for variant {variant!r}")
         return found
 
+    def _evaluate(self, mapping: CompiledMapping, envelope: Envelope,
+                  inflight: tuple[list[RecordOutcome], ...]) -> list[RecordOutcome]:
+        index: RecordIndex = self._store.index
+        if inflight:
+            index = InflightIndex(index, inflight)
+        return self._ingestor.evaluate(mapping, envelope, index)
+
     def _evaluate_and_write(self, mapping: CompiledMapping, envelope: Envelope) -> list[RecordOutcome]:
         # Off the event loop: mapping a 50,000-row file is CPU work, and the store is blocking I/O.
         outcomes = self._ingestor.evaluate(mapping, envelope, self._store.index)
         self._store.write(envelope, outcomes, self._routes)
+        return outcomes
+
+    async def _pipelined(self, mapping: CompiledMapping, envelope: Envelope) -> list[RecordOutcome]:
+        """Evaluate (in turn), then write (in the same turn order) while the next envelope is being
+        evaluated: the write spends its time in the database, which releases the GIL.
+
+        The next evaluation must see this envelope's records although they are not committed yet
+        (duplicates, cross-record rules): it reads the store's snapshot with the accepted outcomes
+        of every envelope still being written laid over it. Nothing is acknowledged before its own
+        write commits; when a write fails, every envelope evaluated over it fails as well (with
+        ``StoreUnavailable``, unwritten), so that none is acknowledged on a false premise."""
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            failures = self._failed_writes
+            outcomes = await asyncio.to_thread(self._evaluate, mapping, envelope, self._inflight)
+            mine = [o for o in outcomes if o.status == "accepted"]
+            self._inflight = (*self._inflight, mine)
+            previous, done = self._last_write, loop.create_future()
+            self._last_write = done
+        try:
+            if previous is not None:
+                await asyncio.shield(previous)
+            if self._failed_writes != failures:
+                raise StoreUnavailable("an envelope evaluated before this one was not written; not written")
+            await asyncio.to_thread(self._store.write, envelope, outcomes, self._routes)
+        except BaseException as exc:
+            self._failed_writes += 1
+            if isinstance(exc, StoreUnavailable):
+                self._hooks.store_write_failed(envelope.connector)
+            raise
+        finally:
+            self._inflight = tuple(batch for batch in self._inflight if batch is not mine)
+            if not done.done():
+                done.set_result(None)
         return outcomes
 
     async def __call__(self, envelope: Envelope) -> PublishReceipt:
@@ -99,19 +158,49 @@ class Publisher:
             envelope = replace(envelope, meta={**configured, **envelope.meta})
         mapping = self.mapping_for(envelope)
         self._hooks.envelope_received(envelope.connector)
-        async with self._lock:
-            try:
-                outcomes = await asyncio.to_thread(self._evaluate_and_write, mapping, envelope)
-            except StoreUnavailable:
-                self._hooks.store_write_failed(envelope.connector)
-                raise
+        if getattr(self._store.index, "snapshot", None) is None:
+            async with self._lock:  # an index without snapshots: evaluate and write one at a time
+                try:
+                    outcomes = await asyncio.to_thread(self._evaluate_and_write, mapping, envelope)
+                except StoreUnavailable:
+                    self._hooks.store_write_failed(envelope.connector)
+                    raise
+        else:
+            outcomes = await self._pipelined(mapping, envelope)
         if self._on_written is not None and any(o.status == "accepted" for o in outcomes):
             self._on_written()
         counts = {"accepted": 0, "rejected": 0, "duplicate": 0}
         for outcome in outcomes:
             counts[outcome.status] += 1
             self._hooks.record_outcome(envelope.connector, outcome.kind, outcome.status,
-                                       [e.code for e in outcome.errors])
+                                       [e.code for e in outcome.errors], department=envelope.department)
         receipt = PublishReceipt(envelope_id=envelope.envelope_id, **counts,
                                  records=tuple(_record_receipt(o) for o in outcomes))
         return PublishResult(receipt=receipt, outcomes=outcomes)
+
+
+class InflightIndex:
+    """The store's index with the accepted outcomes of envelopes still being written laid over it,
+    oldest first (they are newer than anything committed)."""
+
+    def __init__(self, index: RecordIndex, inflight: tuple[list[RecordOutcome], ...]) -> None:
+        self._index = index
+        self._inflight = inflight
+
+    def snapshot(self, record_ids: Collection[str], keys: Collection[tuple[str, tuple[str, ...]]]) -> BatchView:
+        view: BatchView = self._index.snapshot(record_ids, keys)  # type: ignore[attr-defined]
+        for batch in self._inflight:
+            for outcome in batch:
+                view.remember(outcome)
+        return view
+
+    def is_duplicate(self, record_id: str) -> bool:
+        return any(o.record_id == record_id for batch in self._inflight for o in batch) or \
+            self._index.is_duplicate(record_id)
+
+    def has_accepted(self, kind: str, business_key: tuple[str, ...]) -> bool:
+        view = self.snapshot((), ((kind, business_key),))
+        return view.has_accepted(kind, business_key)
+
+    def has_inspection(self, implementing_org_uscc: str, check_action_no: str) -> bool:
+        return self.has_accepted(INSPECTION, (implementing_org_uscc, check_action_no))

@@ -6,12 +6,15 @@ rows' results go to the file's spool and the checkpoint (next row) to ``context.
 resumes at the chunk after the last checkpoint, and a chunk published twice is dropped by ingest
 as duplicates (same record ids), so every row reaches the data centre once. At the end the
 result file is written, the file archived and its name and SHA-256 remembered (F006).
+Two chunks are in flight at a time (one written while the next is mapped); their results and
+checkpoints still follow the file's order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +36,7 @@ from gateway.errors import PayloadError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 Row = dict[str, Any]
+CHUNKS_IN_FLIGHT = 2  # one being written while the next is mapped
 
 
 @dataclass(slots=True)
@@ -47,6 +51,22 @@ class _Job:
     next_row: int
     resume_until: int
     results: list[ResultRow] = field(default_factory=list)
+    # First rows of keys seen in chunks published but not yet spooled (the spool answers for the rest).
+    unspooled_firsts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Flight:
+    """A chunk on its way: split, published (``task``), then spooled and checkpointed in turn."""
+
+    duplicates: list[ResultRow]
+    firsts: list[tuple[str, int]]
+    payload: list[Row]
+    numbers: list[int]
+    keys: list[str]
+    last_row: int
+    envelope: Envelope | None = None
+    task: asyncio.Task[PublishReceipt | None] | None = None
 
 
 class BatchFilesConnector:
@@ -173,13 +193,23 @@ class BatchFilesConnector:
 
     async def _ingest(self, job: _Job, publish: Publish) -> None:
         rows = self._rows(job)
+        window: deque[_Flight] = deque()
         try:
             await asyncio.to_thread(_skip, rows, job.next_row - 1)
             while chunk := await asyncio.to_thread(_take_chunk, rows, self.config.chunk_rows):
-                await self._chunk(job, chunk, publish)
+                flight = await asyncio.to_thread(self._split_duplicates, job, chunk)
+                if len(window) >= CHUNKS_IN_FLIGHT:
+                    await self._settle(job, window, publish)
+                window.append(self._start(flight, job, publish))
+            while window:
+                await self._settle(job, window, publish)
         except PayloadError as exc:  # verified before, so the file changed under us
             job.spool.close(delete=True)
             raise refusal(exc) from exc
+        finally:
+            for flight in window:  # not acknowledged: published again after the checkpoint
+                if flight.task is not None:
+                    flight.task.cancel()
         await asyncio.to_thread(self._finish_files, job)
         await self.state.save(f"done:{job.claimed.dirs.provider}/{job.claimed.data.name}", job.verified.sha256)
         await asyncio.to_thread(claiming.archive, job.claimed, datetime.now(UTC))
@@ -195,25 +225,48 @@ class BatchFilesConnector:
             return enumerate((r if isinstance(r, dict) else {} for r in records), 1)
         return enumerate(iter_rows(job.claimed.data, fmt, limits=self.limits, encoding=self.config.encoding), 1)
 
-    async def _chunk(self, job: _Job, chunk: list[tuple[int, Row]], publish: Publish) -> None:
-        duplicates, firsts, payload, numbers, keys = await asyncio.to_thread(self._split_duplicates, job, chunk)
-        results = list(duplicates)
-        if payload:
-            envelope = Envelope(connector=self.connector_id, payload=payload, received_at=datetime.now(UTC),
-                                meta={**job.meta, "row_offset": numbers[0] - 1, "row_numbers": numbers},
-                                records_inline=True)
-            receipt = await self._publish(publish, envelope)
-            results.extend(self._results(job, receipt, payload, numbers, keys))
-        last_row = chunk[-1][0]
-        await asyncio.to_thread(job.spool.add, results, firsts)
-        await self.state.save(job.state_key, {"sha256": job.verified.sha256, "next_row": last_row + 1})
+    def _start(self, flight: _Flight, job: _Job, publish: Publish) -> _Flight:
+        """Publish the chunk's rows (one attempt) while the next chunk is read and published: the
+        publisher evaluates chunks in this order and writes them in this order."""
+        if flight.payload:
+            numbers = flight.numbers
+            flight.envelope = Envelope(connector=self.connector_id, payload=flight.payload,
+                                       received_at=datetime.now(UTC), records_inline=True,
+                                       meta={**job.meta, "row_offset": numbers[0] - 1, "row_numbers": numbers})
+            flight.task = asyncio.create_task(self._publish_once(publish, flight.envelope))
+        return flight
 
-    def _split_duplicates(self, job: _Job, chunk: list[tuple[int, Row]]) -> tuple[
-            list[ResultRow], list[tuple[str, int]], list[Row], list[int], list[str]]:
+    async def _settle(self, job: _Job, window: deque[_Flight], publish: Publish) -> None:
+        """The oldest chunk in flight: once published, its results to the spool, then the checkpoint.
+        A chunk the store refused is published again, and so, in order and one at a time, is every
+        chunk behind it: the publisher failed those too (they were judged with it in view)."""
+        failed = False
+        while window:
+            flight = window.popleft()
+            receipt = await flight.task if flight.task is not None else None
+            if flight.envelope is not None and receipt is None:
+                failed = True
+                receipt = await self._publish(publish, flight.envelope)
+            await self._record(job, flight, receipt)
+            if not failed:
+                return
+
+    async def _record(self, job: _Job, flight: _Flight, receipt: PublishReceipt | None) -> None:
+        results = list(flight.duplicates)
+        if receipt is not None:
+            results.extend(self._results(job, receipt, flight.payload, flight.numbers, flight.keys))
+        await asyncio.to_thread(job.spool.add, results, flight.firsts)
+        for key, _ in flight.firsts:
+            job.unspooled_firsts.pop(key, None)
+        await self.state.save(job.state_key, {"sha256": job.verified.sha256, "next_row": flight.last_row + 1})
+
+    def _split_duplicates(self, job: _Job, chunk: list[tuple[int, Row]]) -> _Flight:
         """In-file duplicates (same key as an earlier row) become E108 and are not published."""
         column = job.key_column
         keys = [_cell(row, column) for _, row in chunk]
         seen = job.spool.first_rows([k for k in keys if k]) if column else {}
+        if job.unspooled_firsts:
+            seen.update((k, job.unspooled_firsts[k]) for k in keys if k in job.unspooled_firsts)
         duplicates: list[ResultRow] = []
         firsts: list[tuple[str, int]] = []
         payload: list[Row] = []
@@ -226,10 +279,11 @@ class BatchFilesConnector:
             if key and column:
                 seen[key] = number
                 firsts.append((key, number))
+                job.unspooled_firsts[key] = number
             payload.append(row)
             numbers.append(number)
             published_keys.append(key)
-        return duplicates, firsts, payload, numbers, published_keys
+        return _Flight(duplicates, firsts, payload, numbers, published_keys, last_row=chunk[-1][0])
 
     def _results(self, job: _Job, receipt: PublishReceipt, payload: list[Row], numbers: list[int],
                  keys: list[str]) -> list[ResultRow]:
@@ -238,6 +292,14 @@ class BatchFilesConnector:
         return [result_for(r, numbers[r.index], keys[r.index], payload[r.index], labels=labels,
                            silent_warnings=silent, resumed=numbers[r.index] < job.resume_until)
                 for r in receipt.records]
+
+    @staticmethod
+    async def _publish_once(publish: Publish, envelope: Envelope) -> PublishReceipt | None:
+        try:
+            return await publish(envelope)
+        except StoreUnavailable as exc:
+            log.warning("store unavailable, chunk of %s kept: %s", envelope.meta.get("file"), exc)
+            return None
 
     async def _publish(self, publish: Publish, envelope: Envelope) -> PublishReceipt:
         while True:

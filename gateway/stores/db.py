@@ -8,6 +8,8 @@ threads because the runtime calls the stores through ``asyncio.to_thread``.
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,9 @@ from gateway.errors import ConfigError, StoreUnavailable
 from gateway.stores.schema import metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READ_ONLY_OPTION = "sgw_read_only"
+SQLITE_CHECKPOINT_PAGES = 8_000  # ~32 MB of WAL between automatic checkpoints
+WAL_TRUNCATE_BYTES = 128 * 1024 * 1024
 # Providers cut idle connections (the 前置库 after 30 min); recycle well before that.
 POOL_RECYCLE_S = 1_500
 
@@ -67,7 +72,8 @@ def _sqlite_engine(url: URL) -> Engine:
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:
-    """WAL, synchronous=NORMAL, foreign keys, busy timeout, and SQLAlchemy-managed BEGIN IMMEDIATE."""
+    """WAL, synchronous=NORMAL, foreign keys, busy timeout, and SQLAlchemy-managed BEGIN IMMEDIATE
+    (DEFERRED for connections that only read)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -78,6 +84,10 @@ def install_sqlite_pragmas(engine: Engine) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            # Checkpoints less often write a page changed by many commits (index pages) once; the
+            # WAL stays bounded. (A larger page cache did not pay: memory per connection.)
+            cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
+            cursor.execute("PRAGMA temp_store=MEMORY")
         finally:
             cursor.close()
 
@@ -86,7 +96,41 @@ def install_sqlite_pragmas(engine: Engine) -> None:
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads, then writes,
         # fails with SQLITE_BUSY at once when another writer got in between (the busy timeout
         # cannot help it), and the publisher and the delivery workers write concurrently.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A connection that only reads says so (``READ_ONLY``): in WAL it then neither waits for
+        # nor holds up the writer (ingest reads the next batch's history while one is written).
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+
+
+def reading(engine: Engine) -> Connection:
+    """A connection for reads only (no write lock taken on SQLite): ``with reading(engine) as conn``."""
+    return engine.connect().execution_options(**{READ_ONLY_OPTION: True})
+
+
+def bound_wal(engine: Engine) -> None:
+    """Checkpoint and truncate a SQLite WAL grown past ``WAL_TRUNCATE_BYTES``.
+
+    Readers overlap writers (``reading``), so the automatic checkpoints may never find a moment
+    to start the WAL over: it would grow with every write, and every page read would search a
+    longer WAL index. Called after ingest writes; a checkpoint that cannot finish now (a reader
+    or writer busy past the timeout) is tried again after a later write."""
+    if engine.dialect.name != "sqlite" or not engine.url.database or engine.url.database == ":memory:":
+        return
+    try:
+        size = os.path.getsize(f"{engine.url.database}-wal")
+    except OSError:
+        return
+    if size < WAL_TRUNCATE_BYTES:
+        return
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.close()
+    except sqlite3.Error:  # best effort: the data is committed either way
+        pass
+    finally:
+        raw.close()
 
 
 def init_schema(engine: Engine) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, RowMapping, select
 
+from gateway.stores.bulk import BulkValues, insert_rows
 from gateway.stores.db import translate_errors
 from gateway.stores.schema import journeys
 
@@ -49,13 +50,14 @@ class JourneyEntry:
                    event=row["event"], target=row["target"], detail=row["detail"], at=row["at"])
 
 
-def insert_journeys(conn: Connection, rows: Sequence[JourneyRow]) -> None:
+JOURNEY_COLUMNS = ("record_id", "envelope_id", "event", "target", "detail", "at")
+
+
+def insert_journeys(conn: Connection, rows: Sequence[JourneyRow], values: BulkValues | None = None) -> None:
     if rows:
-        conn.execute(journeys.insert(), [
-            {"record_id": r.record_id, "envelope_id": r.envelope_id, "event": r.event, "target": r.target,
-             "detail": dict(r.detail) if r.detail is not None else None, "at": r.at}
-            for r in rows
-        ])
+        v = values or BulkValues.of(conn, None)
+        insert_rows(conn, journeys, JOURNEY_COLUMNS, [
+            (r.record_id, r.envelope_id, r.event, r.target, v.json(r.detail), v.ts(r.at)) for r in rows])
 
 
 class JourneyLog:

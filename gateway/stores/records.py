@@ -18,7 +18,8 @@ from sqlalchemy.sql.dml import Insert
 
 from gateway.errors import ConfigError
 from gateway.record_view import BatchView
-from gateway.stores.db import translate_errors
+from gateway.stores.bulk import BulkValues, insert_rows, marks
+from gateway.stores.db import reading, translate_errors
 from gateway.stores.keys import BusinessKey, key_hash, plain_key
 from gateway.stores.schema import accepted_records
 
@@ -49,17 +50,21 @@ def insert_ignoring_conflicts(conn: Connection, table: Any, index_elements: Sequ
     raise ConfigError(f"stores.url: unsupported database {name!r}")
 
 
-def insert_accepted(conn: Connection, rows: Sequence[AcceptedRow], secret: bytes | None) -> None:
+ACCEPTED_COLUMNS = ("record_id", "kind", "business_key_hash", "business_key", "operation", "source_record_id",
+                    "department", "connector", "record", "accepted_at")
+
+
+def insert_accepted(conn: Connection, rows: Sequence[AcceptedRow], secret: bytes | None,
+                    values: BulkValues | None = None) -> None:
     if not rows:
         return
-    conn.execute(insert_ignoring_conflicts(conn, accepted_records, ["record_id"]), [
-        {"record_id": r.record_id, "kind": r.kind,
-         "business_key_hash": key_hash(r.kind, r.business_key, secret),
-         "business_key": plain_key(r.kind, r.business_key), "operation": str(r.record.get("operation", "i")),
-         "source_record_id": r.source_record_id, "department": r.department, "connector": r.connector,
-         "record": dict(r.record), "accepted_at": r.accepted_at}
+    v = values or BulkValues.of(conn, secret)
+    insert_rows(conn, accepted_records, ACCEPTED_COLUMNS, [
+        (r.record_id, r.kind, v.key_hash(r.kind, r.business_key), plain_key(r.kind, r.business_key),
+         str(r.record.get("operation", "i")), r.source_record_id, r.department, r.connector, v.json(r.record),
+         v.ts(r.accepted_at))
         for r in rows
-    ])
+    ], on_conflict=("record_id",))
 
 
 class AcceptedRecords:
@@ -75,7 +80,7 @@ class AcceptedRecords:
 
     def is_duplicate(self, record_id: str) -> bool:
         stmt = select(accepted_records.c.record_id).where(accepted_records.c.record_id == record_id)
-        with translate_errors("checking a duplicate"), self._engine.connect() as conn:
+        with translate_errors("checking a duplicate"), reading(self._engine) as conn:
             return conn.execute(stmt).first() is not None
 
     def latest_for_key(self, kind: str, business_key_hash: str) -> str | None:
@@ -105,17 +110,24 @@ class AcceptedRecords:
         known: set[str] = set()
         latest: dict[tuple[str, tuple[str, ...]], tuple[str, Mapping[str, Any] | None]] = {}
         t = accepted_records
-        with translate_errors("reading accepted records"), self._engine.connect() as conn:
+        by_kind: dict[str, list[str]] = {}
+        for digest, (kind, _) in hashed.items():
+            by_kind.setdefault(kind, []).append(digest)
+        # Plain SQL through the driver: SQLAlchemy's expansion of a 500-item IN list costs more than
+        # the lookup. The kind too, so that ix_accepted_records_key serves it (not a table scan).
+        with translate_errors("reading accepted records"), reading(self._engine) as conn:
+            dialect = conn.dialect.name
             for chunk in _chunks(list(record_ids)):
-                known.update(conn.execute(select(t.c.record_id).where(t.c.record_id.in_(chunk))).scalars())
-            for chunk in _chunks(list(hashed)):
-                rows = conn.execute(select(t.c.kind, t.c.business_key_hash, t.c.operation)
-                                    .where(t.c.business_key_hash.in_(chunk))
-                                    .order_by(t.c.accepted_at, t.c.record_id))
-                for kind, key_digest, operation in rows:  # ascending: the last one seen is the latest
-                    wanted = hashed.get(key_digest)
-                    if wanted is not None and wanted[0] == kind:
-                        latest[wanted] = (operation, None)
+                sql = f"SELECT record_id FROM {t.name} WHERE record_id IN ({marks(dialect, len(chunk))})"  # noqa: S608
+                known.update(row[0] for row in conn.exec_driver_sql(sql, tuple(chunk)))
+            for kind, digests in by_kind.items():
+                for chunk in _chunks(digests):
+                    sql = (f"SELECT business_key_hash, operation FROM {t.name} WHERE kind = {marks(dialect, 1)}"  # noqa: S608
+                           f" AND business_key_hash IN ({marks(dialect, len(chunk))}) ORDER BY accepted_at, record_id")
+                    for key_digest, operation in conn.exec_driver_sql(sql, (kind, *chunk)):  # the latest last
+                        wanted = hashed.get(key_digest)
+                        if wanted is not None and wanted[0] == kind:
+                            latest[wanted] = (operation, None)
         return BatchView(known, latest, self.accepted_value)
 
     def _latest(self, kind: str, hashed: str, *, with_record: bool = False) -> Any:
@@ -123,7 +135,7 @@ class AcceptedRecords:
         columns = [t.c.record_id, t.c.operation, *([t.c.record] if with_record else [])]
         stmt = (select(*columns).where(t.c.kind == kind, t.c.business_key_hash == hashed)
                 .order_by(t.c.accepted_at.desc(), t.c.record_id.desc()).limit(1))
-        with translate_errors("reading accepted records"), self._engine.connect() as conn:
+        with translate_errors("reading accepted records"), reading(self._engine) as conn:
             return conn.execute(stmt).mappings().first()
 
 
@@ -133,3 +145,29 @@ IN_CHUNK = 500  # bound parameters per IN (...) list; SQLite allows 32,766, Post
 def _chunks(items: list[str]) -> Iterator[list[str]]:
     for start in range(0, len(items), IN_CHUNK):
         yield items[start:start + IN_CHUNK]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """An accepted record as stored, for what happens to it later (a target's verdict, ops views)."""
+
+    record_id: str
+    kind: str
+    business_key_hash: str
+    department: str | None
+    connector: str
+    source_record_id: str | None
+    record: Mapping[str, Any]
+
+
+def find_accepted(engine: Engine, record_ids: Collection[str]) -> dict[str, StoredRecord]:
+    """The accepted records of these ids (absent ids are left out), a query per chunk of ids."""
+    t = accepted_records
+    found: dict[str, StoredRecord] = {}
+    with translate_errors("reading accepted records"), engine.connect() as conn:
+        for chunk in _chunks(sorted(set(record_ids))):
+            stmt = select(t.c.record_id, t.c.kind, t.c.business_key_hash, t.c.department, t.c.connector,
+                          t.c.source_record_id, t.c.record).where(t.c.record_id.in_(chunk))
+            for row in conn.execute(stmt).mappings():
+                found[row["record_id"]] = StoredRecord(**row)
+    return found

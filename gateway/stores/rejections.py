@@ -179,16 +179,21 @@ class Resolution:
 def resolve_keys(conn: Connection, resolutions: Sequence[Resolution]) -> int:
     """Resolve the open rejections of the keys; returns how many. One SELECT per chunk of keys."""
     by_key = {(r.kind, r.business_key_hash): r for r in resolutions}
-    hashes = sorted({r.business_key_hash for r in resolutions})
+    by_kind: dict[str, set[str]] = {}
+    for r in resolutions:
+        by_kind.setdefault(r.kind, set()).add(r.business_key_hash)
     updates = []
-    for start in range(0, len(hashes), _IN_CHUNK):
-        chunk = hashes[start:start + _IN_CHUNK]
-        stmt = select(rejections.c.id, rejections.c.kind, rejections.c.business_key_hash).where(
-            rejections.c.status == "open", rejections.c.business_key_hash.in_(chunk))
-        for rid, kind, key_hash in conn.execute(stmt):
-            found = by_key.get((kind, key_hash))
-            if found is not None:
-                updates.append({"b_id": rid, "b_at": found.at, "b_by": found.record_id})
+    for kind, found_hashes in by_kind.items():
+        hashes = sorted(found_hashes)
+        for start in range(0, len(hashes), _IN_CHUNK):
+            # With the kind, ix_rejections_key serves the lookup instead of a scan of the open ones.
+            stmt = select(rejections.c.id, rejections.c.business_key_hash).where(
+                rejections.c.kind == kind, rejections.c.status == "open",
+                rejections.c.business_key_hash.in_(hashes[start:start + _IN_CHUNK]))
+            for rid, key_hash in conn.execute(stmt):
+                found = by_key.get((kind, key_hash))
+                if found is not None:
+                    updates.append({"b_id": rid, "b_at": found.at, "b_by": found.record_id})
     if updates:
         conn.execute(update(rejections).where(rejections.c.id == bindparam("b_id")).values(
             status="resolved", resolved_at=bindparam("b_at"), resolved_by_record_id=bindparam("b_by")),

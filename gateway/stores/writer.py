@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine
 
+from gateway.stores.bulk import BulkValues
 from gateway.stores.db import translate_errors
 from gateway.stores.journeys import JourneyRow, insert_journeys
-from gateway.stores.keys import key_hash
 from gateway.stores.outbox import OutboxRow, insert_outbox
 from gateway.stores.records import AcceptedRow, insert_accepted
 from gateway.stores.rejections import (
@@ -36,9 +36,10 @@ class IngestWriter:
     def write(self, accepted: Sequence[AcceptedRow], rejected: Sequence[RejectedRow],
               journeys: Sequence[JourneyRow], outbox: Sequence[OutboxRow]) -> None:
         with translate_errors("writing an ingest batch"), self._engine.begin() as conn:
-            insert_accepted(conn, accepted, self._secret)
-            resolve_keys(conn, [Resolution(row.kind, key_hash(row.kind, row.business_key, self._secret),
+            values = BulkValues.of(conn, self._secret)  # shared: each record serialised, each key hashed once
+            insert_accepted(conn, accepted, self._secret, values)
+            resolve_keys(conn, [Resolution(row.kind, values.key_hash(row.kind, row.business_key),
                                            row.record_id, row.accepted_at) for row in accepted])
             insert_rejections(conn, rejected, self._calendar, self._secret)
-            insert_journeys(conn, journeys)
-            insert_outbox(conn, outbox, self._secret)
+            insert_journeys(conn, journeys, values)
+            insert_outbox(conn, outbox, self._secret, values)

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from connectors.base import ConnectorContext
 from connectors.batch_files import BatchFilesConnector
 from gateway.durable import SqlGatewayStore
+from gateway.errors import StoreUnavailable
 from gateway.ingest import Ingestor
 from gateway.publisher import Publisher
 from gateway.stores.connector_state import SqlConnectorState
@@ -103,6 +104,40 @@ async def test_the_bad_batch_sample_produces_exactly_the_expected_result_file(ha
     assert {p.name for p in archived if p.is_file()} == {f"{base}.csv", f"{base}.ok"}
     assert not any((harness.root / TONGLU / "upload").iterdir())
     assert not any((harness.root / TONGLU / "processing").iterdir())
+
+
+class FlakyStore(SqlGatewayStore):
+    """Refuses the writes whose numbers are in ``failing`` (1-based), before writing anything."""
+
+    def __init__(self, engine: Engine, failing: set[int]) -> None:
+        super().__init__(engine, WorkingCalendar())
+        self.failing = failing
+        self.calls = 0
+
+    def write(self, envelope: Any, outcomes: Any, routes: Any) -> None:
+        self.calls += 1
+        if self.calls in self.failing:
+            raise StoreUnavailable("the store is down (test)")
+        super().write(envelope, outcomes, routes)
+
+
+async def test_chunks_refused_by_the_store_in_flight_are_published_again_in_order(tmp_path: Path) -> None:
+    # Chunks of 3 rows, two in flight: the 2nd and 4th writes fail (and with them any chunk
+    # judged with their rows in view); the file still ends exactly as the contract says.
+    h = make_harness(tmp_path, chunk_rows=3, store_retry_s=0.01)
+    store = FlakyStore(h.engine, {2, 4})
+    h.publisher = Publisher(ingestor=Ingestor(), mappings=h.publisher._mappings, store=store,
+                            routes=lambda _kind: ("data-centre",))
+    base = f"{TONGLU}_XZCF_20250612_002"
+    drop_sample(h, TONGLU, base, "csv")
+    try:
+        assert await h.scan() == 1
+    finally:
+        await asyncio.to_thread(h.engine.dispose)
+    assert store.calls >= 5  # both refusals happened, and were written again
+    produced = (h.root / TONGLU / "result" / f"{base}.result.csv").read_bytes()
+    assert produced == (BATCH / f"{base}.result.csv").read_bytes()
+    assert sorted(h.accepted_ids()) == ["CF3301222025000131", "CF3301222025000134", "CF3301222025000137"]
 
 
 async def test_valid_csv_xlsx_and_xml_samples_are_all_accepted(harness: Harness) -> None:
