@@ -148,15 +148,24 @@ class Hotline12345Connector:
         # One push at a time: "seen?" and "remember" must not interleave for the same signature.
         self._lock = asyncio.Lock()
         self._counts: Counter[str] = Counter()
+        self._telemetry = context.telemetry
 
     async def run(self, publish: Publish) -> None:
         # The HTTP side lives in the gateway's API; nothing to poll.
-        await asyncio.Event().wait()
+        self._telemetry.state("running", "waiting for pushes")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self._telemetry.state("stopped")
 
     def counters(self) -> dict[str, int]:
         """Pushes by outcome: accepted, rejected, repeat_answered, praise_dropped, bad_signature,
-        stale_timestamp, replay, malformed, store_unavailable."""
+        stale_timestamp, replay, malformed, store_unavailable (also reported to the telemetry)."""
         return dict(self._counts)
+
+    def _count(self, name: str) -> None:
+        self._counts[name] += 1
+        self._telemetry.count(name)
 
     async def receive_push(self, headers: Mapping[str, str], body: bytes, publish: Publish) -> tuple[int, bytes]:
         """Verify, ingest and answer one push: ``(HTTP status, JSON body)`` as the contract has them."""
@@ -166,12 +175,13 @@ class Hotline12345Connector:
             async with self._lock:
                 return 202, render(await self._accept(lowered, timestamp, body, publish))
         except PushRefused as exc:
-            self._counts[exc.counter] += 1
+            self._count(exc.counter)
             log.warning("12345 push refused on %s: %s (delivery %s)", self.connector_id, exc,
                         lowered.get("x-12345-delivery-id"))
             return exc.status, render(exc.body)
         except StoreUnavailable as exc:
-            self._counts["store_unavailable"] += 1
+            self._count("store_unavailable")
+            self._telemetry.error(f"store unavailable: {type(exc.__cause__ or exc).__name__}")
             log.warning("12345 push not acknowledged on %s: %s", self.connector_id, exc)
             return 503, render({"code": "5030", "message": "服务暂不可用，请稍后重试", "gdbh": None})
 
@@ -200,7 +210,7 @@ class Hotline12345Connector:
         now = self._clock()
         answer = await self._answers.get(gdbh, push, now)
         if answer is not None:
-            self._counts["repeat_answered"] += 1
+            self._count("repeat_answered")
         else:
             answer = await self._ingest(order, body, headers, timestamp, publish)
             await self._answers.put(gdbh, push, answer, now)
@@ -216,10 +226,10 @@ class Hotline12345Connector:
             meta={"timestamp": str(timestamp), "delivery_id": headers["x-12345-delivery-id"].strip(),
                   "app_id": headers.get("x-12345-app-id"), "ticket": order["gdbh"]})
         if str(order.get("sqlx")) == PRAISE:
-            self._counts["praise_dropped"] += 1
+            self._count("praise_dropped")
             return _answer(order["gdbh"], envelope, "accepted")
         status = _status(await publish(envelope))
-        self._counts[status] += 1
+        self._count(status)
         return _answer(order["gdbh"], envelope, status)
 
 

@@ -109,10 +109,19 @@ class MqttOptions(BaseModel):
     share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$",
                                     description="Subscribe as $share/<group>/... so instances split the load.")
     topics: tuple[TopicRoute, ...] = Field(min_length=1)
-    max_inflight: int = Field(default=1000, ge=1, le=65535,
-                              description="Unacknowledged messages the broker may send us (MQTT 5 Receive Maximum).")
-    batch_max_messages: int = Field(default=200, ge=1, le=10_000)
-    batch_max_wait_s: float = Field(default=0.005, ge=0, le=5)
+    max_inflight: int = Field(
+        default=2000, ge=1, le=65535,
+        description="Unacknowledged messages the broker may send us (MQTT 5 Receive Maximum; for MQTT 3.1.1 the "
+                    "broker's own limit, Mosquitto max_inflight_messages). Keep it above batch_max_messages.")
+    batch_max_messages: int = Field(default=500, ge=1, le=10_000,
+                                    description="Messages read into one batch (one durable write per topic).")
+    batch_max_wait_s: float = Field(default=0.02, ge=0, le=5,
+                                    description="How long a batch waits for more messages after its first.")
+    envelope_per_topic: bool = Field(
+        default=False,
+        description="One envelope per topic (every topic part in its meta) instead of one per topic template and "
+                    "variant (the parts all its messages share in meta). Devices each on their own topic then give "
+                    "envelopes of a message or two, one durable write each: for few, busy topics only.")
     store_retry_s: float = Field(default=0.5, gt=0)
     store_retry_max_s: float = Field(default=30.0, gt=0)
     max_payload_bytes: int = Field(default=64 * 1024, ge=1024)

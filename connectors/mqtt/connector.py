@@ -3,8 +3,17 @@
 Every message is QoS 1 and acknowledged (PUBACK) only after ``publish`` returned, i.e. after the
 durable write; when the store is unavailable nothing is acknowledged and the batch is retried, so
 a crash loses nothing (the broker redelivers from our persistent session; ingest dedupes on the
-record id). Status messages are device state, never records. Video detections pass the label
-table and the per camera + label suppression window first; the rest are dropped and counted.
+record id, and a copy's read time is not part of it). Status messages are device state, never
+records. Video detections pass the label table and the per camera + label suppression window
+first (kept in the connector's durable state, so it holds across a restart); the rest are
+dropped and counted. Counters and device gauges go to the context's telemetry.
+
+Throughput: messages come over from paho's thread in bulk, a batch (``batch_max_messages`` or
+``batch_max_wait_s``) becomes one envelope per topic template and variant (one durable write each;
+its meta holds the topic parts all its messages share, or per topic with ``envelope_per_topic``),
+and the batch is acknowledged together after its writes. The broker's in-flight window (``max_inflight``)
+bounds what is read but not yet acknowledged: it must cover a batch or two, or the connector waits
+for the broker instead of the store.
 """
 
 from __future__ import annotations
@@ -12,18 +21,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from connectors.base import ConnectorContext, Publish
 from connectors.codecs import decode
 from connectors.mqtt.bridge import Incoming, MqttBridge
 from connectors.mqtt.config import CompiledRoute, MqttOptions, compile_route
 from connectors.mqtt.devices import DeviceBook, load_registry
-from connectors.mqtt.readtimes import ReadTimes, digest
 from connectors.mqtt.video import (
     EventFilter,
+    EventWindows,
     Verdict,
     gb28181_facts,
     json_event_facts,
@@ -38,17 +48,32 @@ log = logging.getLogger(__name__)
 _CODEC_FORMAT = {"json": "json", "hj212": "hj212", "video_event": "json", "gb28181": "gb28181", "status": "json"}
 _VIDEO = frozenset({"video_event", "gb28181"})
 
+_T = TypeVar("_T")
+
+Ack = Callable[[list[Incoming]], None]
+"""PUBACK these messages (they are settled: durably written, or dropped for good)."""
+
 
 @dataclass(slots=True)
 class _Group:
-    """Messages of one topic and variant, published as one envelope."""
+    """Messages of one topic template and variant (or of one topic), published as one envelope."""
 
     route: CompiledRoute
-    topic: str
-    parts: dict[str, str]
     messages: list[Incoming] = field(default_factory=list)
     payloads: list[Any] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
+    parts: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, message: Incoming, payload: Any, parts: dict[str, str]) -> None:
+        self.messages.append(message)
+        self.payloads.append(payload)
+        self.parts.append(parts)
+
+    def shared_parts(self) -> dict[str, str]:
+        """The topic parts every message has in common (all of them when there is one topic)."""
+        shared = dict(self.parts[0])
+        for parts in self.parts[1:]:
+            shared = {k: v for k, v in shared.items() if parts.get(k) == v}
+        return shared
 
 
 class MqttConnector:
@@ -67,12 +92,14 @@ class MqttConnector:
             raise ConfigError("label_table: video topics need the label table (which labels are supervision events)")
         labels = load_labels(config.label_table) if config.label_table else {}
         self.events = EventFilter(labels, config.duplicate_window_s)
+        self.windows = EventWindows(context.state, self.events)
         self.camera_regions = load_camera_regions(config.camera_registry) if config.camera_registry else {}
-        # Counters for the lead to expose (Prometheus); names are stable.
+        self.telemetry = context.telemetry
+        # Also kept here (tests, `device_status` callers); names are a fixed set, never payload values.
         self.counters: dict[str, int] = {}
         self.recent_rejections: deque[dict[str, Any]] = deque(maxlen=100)
         self.bridge: MqttBridge | None = None
-        self.read_times = ReadTimes(context.state)
+        self._gauged: set[tuple[str, str]] = set()
 
     # -- what the runtime can expose --------------------------------------------------------------
 
@@ -81,14 +108,16 @@ class MqttConnector:
 
     def _count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
+        self.telemetry.count(name, n)
 
     # -- run ------------------------------------------------------------------------------------
 
     async def run(self, publish: Publish) -> None:
         loop = asyncio.get_running_loop()
         subscriptions: list[tuple[str, int]] = [(r.subscription, r.route.qos) for r in self.routes]
-        await self.read_times.load()
-        bridge = MqttBridge(self.config, subscriptions, loop)
+        await self.windows.load()
+        self.telemetry.state("connecting")
+        bridge = MqttBridge(self.config, subscriptions, loop, self.telemetry)
         self.bridge = bridge
         bridge.start()
         consume = asyncio.create_task(self._consume(bridge, publish), name=f"{self.connector_id} consume")
@@ -104,74 +133,76 @@ class MqttConnector:
                 task.cancel()
             await asyncio.gather(consume, watch, return_exceptions=True)
             await asyncio.to_thread(bridge.stop)
+            self.telemetry.state("stopped")
 
     async def _watch_silence(self) -> None:
         while True:
+            self.report_devices()
             await asyncio.sleep(self.config.silence_check_s)
-            for device_id in self.devices.check_silence():
-                self._count("devices_went_silent")
-                log.warning("device %s silent for more than %.0f s (设备离线未上报)", device_id,
-                            self.config.silence_factor * self.devices.interval_s(device_id))
+
+    def report_devices(self) -> None:
+        """Mark devices silent past their interval; gauge the devices per status and region."""
+        for device_id in self.devices.check_silence():
+            self._count("devices_went_silent")
+            log.warning("device %s silent for more than %.0f s (设备离线未上报)", device_id,
+                        self.devices.silent_after_s(device_id))
+        counts = self.devices.counts_by_region()
+        for status, region in self._gauged - set(counts):
+            self.telemetry.gauge(f"devices_{status}", 0, key=region)  # a level that emptied
+        for (status, region), n in counts.items():
+            self.telemetry.gauge(f"devices_{status}", n, key=region)
+        self._gauged = set(counts)
 
     async def _consume(self, bridge: MqttBridge, publish: Publish) -> None:
         while True:
-            batch = [await bridge.queue.get()]
-            deadline = asyncio.get_running_loop().time() + self.config.batch_max_wait_s
-            while len(batch) < self.config.batch_max_messages:
-                if not bridge.queue.empty():
-                    batch.append(bridge.queue.get_nowait())
-                    continue
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(bridge.queue.get(), timeout))
-                except TimeoutError:
-                    break
-            await self.handle(batch, publish, bridge.ack)
+            batch = await bridge.inbox.batch(self.config.batch_max_messages, self.config.batch_max_wait_s)
+            await self.handle(batch, publish, bridge.ack_all)
 
-    async def handle(self, batch: list[Incoming], publish: Publish, ack: Any) -> None:
+    async def handle(self, batch: list[Incoming], publish: Publish, ack: Ack) -> None:
         """Sort a batch into records to publish, state and drops; acknowledge each when settled."""
-        groups: dict[tuple[str, str, float | None], _Group] = {}
+        groups: dict[tuple[str, str, str], _Group] = {}
+        settled: list[Incoming] = []  # nothing to write: acknowledged before the batch's writes
+
+        def acknowledge(messages: list[Incoming]) -> None:
+            ack(messages)
+            self._count("acks", len(messages))
+
         for message in batch:
-            self._count("messages")
-            key = digest(message.topic, message.payload)
-            # One read time per batch (one state write), except a redelivery keeps its first one.
-            first_read = self.read_times.first_read(key)
-            message = replace(message, received_at=first_read if first_read is not None else batch[0].received_at)
             found = self._route(message.topic)
             if found is None:
                 self._count("unrouted")
-                ack(message)
+                settled.append(message)
                 continue
             route, parts = found
             try:
                 payload = self._decode(route, message)
                 if route.route.codec == "status":
                     self._status(parts, payload, message)
-                    ack(message)
+                    settled.append(message)
                     continue
                 if route.route.codec in _VIDEO:
-                    await self._video(route, parts, payload, message, publish, ack, key)
+                    await self._video(route, parts, payload, message, publish, acknowledge)
                     continue
                 self._telemetry_check(route, parts, payload)
             except PayloadError as exc:
                 self._reject(message, exc)
-                ack(message)  # a bad payload never gets better: no retry (contract)
+                settled.append(message)  # a bad payload never gets better: no retry (contract)
                 continue
-            # a redelivered message keeps its first read time, so it groups with its own kind
-            group_key = (route.route.effective_variant, message.topic, first_read)
-            group = groups.setdefault(group_key, _Group(route=route, topic=message.topic, parts=parts))
-            group.messages.append(message)
-            group.payloads.append(payload)
-            group.keys.append(key)
-        for at in {g.messages[0].received_at for g in groups.values()}:
-            await self.read_times.note([k for g in groups.values() if g.messages[0].received_at == at
-                                        for k in g.keys], at)
+            key = (route.route.template, route.route.effective_variant,
+                   message.topic if self.config.envelope_per_topic else "")
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group(route=route)
+            group.add(message, payload, parts)
+        if settled:
+            acknowledge(settled)
+        written: list[Incoming] = []
         for group in groups.values():
             await self._publish(group, publish)
-            for message in group.messages:
-                ack(message)
+            written.extend(group.messages)
+        if written:
+            acknowledge(written)
+        self._count("messages", len(batch))  # handled: written or dropped, and acknowledged
 
     def _route(self, topic: str) -> tuple[CompiledRoute, dict[str, str]] | None:
         for route in self.routes:
@@ -193,7 +224,7 @@ class MqttConnector:
     def _status(self, parts: dict[str, str], payload: dict[str, Any], message: Incoming) -> None:
         device_id = self._device_id(parts, payload)
         self.devices.status_message(device_id, payload, retained=message.retain)
-        self._count(f"status_{payload.get('status')}")
+        self._count(f"status_{payload.get('status')}")  # online | offline: status_message checked it
 
     def _telemetry_check(self, route: CompiledRoute, parts: dict[str, str], payload: dict[str, Any]) -> None:
         device_id = self._device_id(parts, payload)
@@ -205,7 +236,7 @@ class MqttConnector:
         self.devices.seen(device_id)
 
     async def _video(self, route: CompiledRoute, parts: dict[str, str], payload: Any, message: Incoming,
-                     publish: Publish, ack: Any, key: str) -> None:
+                     publish: Publish, ack: Ack) -> None:
         facts = json_event_facts(payload) if route.route.codec == "video_event" else gb28181_facts(payload)
         region = self.camera_regions.get(facts[1])
         if region and parts.get("region") and region != parts["region"]:
@@ -214,15 +245,15 @@ class MqttConnector:
         verdict: Verdict = self.events.judge(facts, message.received_at)
         if not verdict.keep:
             self._count(f"events_dropped_{verdict.reason}")
-            ack(message)
+            ack([message])
             return
-        group = _Group(route=route, topic=message.topic, parts=parts, messages=[message], payloads=[payload],
-                       keys=[key])
-        await self.read_times.note(group.keys, message.received_at)
+        # The window opens durably before the write: after a crash in between, the broker redelivers
+        # this same event (same id, so it passes) and later repeats stay suppressed.
+        await self._until_stored(lambda: self.windows.open(verdict), 1)
+        group = _Group(route=route, messages=[message], payloads=[payload], parts=[parts])
         await self._publish(group, publish)
-        self.events.published(verdict)
         self._count("events_published")
-        ack(message)
+        ack([message])
 
     def _reject(self, message: Incoming, exc: PayloadError) -> None:
         self._count(f"rejected_{exc.code}")
@@ -234,8 +265,11 @@ class MqttConnector:
     def envelope_for(self, group: _Group) -> Envelope:
         first = group.messages[0]
         received = datetime.fromtimestamp(first.received_at, UTC)
-        meta: dict[str, Any] = {**group.parts, "variant": group.route.route.effective_variant,
-                                "topic": group.topic, "location": f"topic {group.topic}"}
+        meta: dict[str, Any] = {**group.shared_parts(), "variant": group.route.route.effective_variant}
+        if all(message.topic == first.topic for message in group.messages):
+            meta.update(topic=first.topic, location=f"topic {first.topic}")
+        else:  # each record's own payload (kept raw with a rejection) names its device
+            meta.update(location=f"topic {group.route.subscription}")
         single = len(group.payloads) == 1
         # HJ 212 raw bytes hold the password: the codec's masked packet is in the payload instead.
         raw = first.payload if single and group.route.route.codec != "hj212" else None
@@ -245,18 +279,22 @@ class MqttConnector:
     async def _publish(self, group: _Group, publish: Publish) -> None:
         """Publish until the durable write succeeds: nothing is acknowledged before that."""
         envelope = self.envelope_for(group)
+        receipt = await self._until_stored(lambda: publish(envelope), len(group.messages))
+        self._count("records_accepted", receipt.accepted)
+        self._count("records_rejected", receipt.rejected)
+        self._count("records_duplicate", receipt.duplicate)
+
+    async def _until_stored(self, write: Callable[[], Awaitable[_T]], waiting: int) -> _T:
+        """Retry a durable write with backoff while the store is unavailable; the ``waiting``
+        messages stay unacknowledged meanwhile, so the broker holds back the rest (backpressure)."""
         delay_s = self.config.store_retry_s
         while True:
             try:
-                receipt = await publish(envelope)
+                return await write()
             except StoreUnavailable as exc:
                 self._count("store_unavailable")
+                self.telemetry.error(f"store unavailable: {type(exc.__cause__ or exc).__name__}")
                 log.warning("store unavailable; %d messages not acknowledged, retry in %.1f s: %s",
-                            len(group.messages), delay_s, exc.__cause__ or exc)
+                            waiting, delay_s, exc.__cause__ or exc)
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, self.config.store_retry_max_s)
-                continue
-            self._count("records_accepted", receipt.accepted)
-            self._count("records_rejected", receipt.rejected)
-            self._count("records_duplicate", receipt.duplicate)
-            return

@@ -2,8 +2,9 @@
 
 The registry (GBK CSV of the iot-mqtt contract) binds a device to its supervised enterprise and
 region. Status messages are state, not records (last value wins; retained ones replay on every
-subscribe). A registered device that stays silent past ``factor x`` its expected interval is
-reported as ``silent`` so operations see dead sensors.
+subscribe). A registered, active device that stays silent past ``factor x`` its expected interval
+is reported as ``silent`` (its status, and the ``devices_silent`` gauge of its region) so operations
+see dead sensors; telemetry or a live status message brings it back ``online``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from connectors.codecs import decode
 from gateway.errors import ConfigError, PayloadError
 
 ACTIVE = "在用"
+MAX_UNREGISTERED = 1000  # states kept for devices not in the registry (their ids come from payloads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class DeviceBook:
         self._clock = clock
         self._started = clock()
         self._states: dict[str, DeviceState] = {}
+        self._unregistered = 0
 
     # -- registry (editable: the API replaces or edits entries later) ----------------------------
 
@@ -97,10 +100,23 @@ class DeviceBook:
 
     # -- state -----------------------------------------------------------------------------------
 
+    def _state(self, device_id: str) -> DeviceState | None:
+        """The device's state; None for one more unregistered device past ``MAX_UNREGISTERED``."""
+        state = self._states.get(device_id)
+        if state is None:
+            if device_id not in self._devices:
+                if self._unregistered >= MAX_UNREGISTERED:
+                    return None
+                self._unregistered += 1
+            state = self._states[device_id] = DeviceState()
+        return state
+
     def seen(self, device_id: str) -> None:
         """Telemetry arrived: the device is alive."""
         now = self._clock()
-        state = self._states.setdefault(device_id, DeviceState())
+        state = self._state(device_id)
+        if state is None:
+            return
         state.last_seen = now
         if state.status in ("never_seen", "silent"):
             state.status, state.reason, state.since = "online", "telemetry", now
@@ -111,7 +127,9 @@ class DeviceBook:
         status = str(payload.get("status", "")).lower()
         if status not in ("online", "offline"):
             raise PayloadError("MALFORMED", f"status {payload.get('status')!r} is not online/offline")
-        state = self._states.setdefault(device_id, DeviceState())
+        state = self._state(device_id)
+        if state is None:
+            return
         if retained and state.since is not None:
             return  # a replay on resubscribe: what we saw live is newer
         # The LWT was fixed at CONNECT (its ts is the connect time): the offline time is now.
@@ -125,6 +143,9 @@ class DeviceBook:
     def interval_s(self, device_id: str) -> float:
         return self._intervals_s.get(device_id, self._default_interval_s)
 
+    def silent_after_s(self, device_id: str) -> float:
+        return self._factor * self.interval_s(device_id)
+
     def check_silence(self) -> list[str]:
         """Mark registered, active devices silent past their limit; return the newly silent ones."""
         now = self._clock()
@@ -136,7 +157,7 @@ class DeviceBook:
             if state.status in ("silent", "offline"):
                 continue  # offline is already known to ops from the device itself
             last = state.last_seen if state.last_seen is not None else self._started
-            if now - last > self._factor * self.interval_s(device_id):
+            if now - last > self.silent_after_s(device_id):
                 state.status, state.reason, state.since = "silent", "no data", now
                 newly.append(device_id)
         return newly
@@ -160,4 +181,17 @@ class DeviceBook:
         counts: dict[str, int] = {}
         for item in self.snapshot().values():
             counts[item["status"]] = counts.get(item["status"], 0) + 1
+        return counts
+
+    def counts_by_region(self) -> dict[tuple[str, str], int]:
+        """Devices per (status, region) for gauges: a bounded key (the registry's regions, and
+        ``unregistered`` for devices that report without being in it), never a device id."""
+        counts: dict[tuple[str, str], int] = {}
+        for device_id in set(self._devices) | set(self._states):
+            device = self._devices.get(device_id)
+            if device is not None and not device.active:
+                continue  # 停用: not watched, not counted
+            state = self._states.get(device_id)
+            key = (state.status if state else "never_seen", device.region or "unknown" if device else "unregistered")
+            counts[key] = counts.get(key, 0) + 1
         return counts

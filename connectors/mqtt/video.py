@@ -3,7 +3,10 @@
 The contract's label table decides: 监管事件 = Y and confidence >= the label's minimum. GB/T 28181
 alarms carry no confidence; their label is the edge-AI ``[label]`` prefix, else (2,1) video_loss,
 (5,11) camera_occlusion, else ``gb28181:{method}/{type}`` which no table holds (dropped, counted).
-Events of one camera + label within the window after the first are suppressed.
+Events of one camera + label within the window after the first are suppressed. The windows are
+kept in the connector's durable state (``EventWindows``), so a restart does not reopen them: the
+record-id dedupe downstream only catches a resent copy of one event (same content), never a repeat
+firing, which has its own event id and time.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from connectors.base import ConnectorState
 from connectors.codecs import decode
 from gateway.errors import ConfigError, PayloadError
 
 SHANGHAI = timezone(timedelta(hours=8))
 _LABEL_PREFIX = re.compile(r"^\[([A-Za-z0-9_]+)\]")
 _GB_LABELS = {("2", "1"): "video_loss", ("5", "11"): "camera_occlusion"}
+MAX_WINDOWS = 5_000  # open windows kept (camera + label pairs); the oldest go first past it
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +121,14 @@ def gb28181_facts(payload: Any) -> tuple[str, str, str, float | None, Decimal | 
 
 
 class EventFilter:
-    """The label table filter and the per camera + label suppression window (in memory)."""
+    """The label table filter and the per camera + label suppression window (in memory; see
+    ``EventWindows`` for their durable copy)."""
 
-    def __init__(self, labels: Mapping[str, Label], window_s: float) -> None:
+    def __init__(self, labels: Mapping[str, Label], window_s: float, *, max_windows: int = MAX_WINDOWS) -> None:
         self._labels = dict(labels)
         self._window_s = window_s
+        self._max_windows = max_windows
+        # (camera, label) -> (occurred epoch s, event id) of the event that opened the window
         self._first: dict[tuple[str, str], tuple[float, str]] = {}
 
     def judge(self, facts: tuple[str, str, str, float | None, Decimal | None], received_s: float) -> Verdict:
@@ -143,11 +151,58 @@ class EventFilter:
             return verdict(False, "suppressed_duplicate")
         return verdict(True, "supervision")
 
-    def published(self, verdict: Verdict) -> None:
-        """Open the window only once the event is durably written (a failed write is retried)."""
+    def published(self, verdict: Verdict) -> bool:
+        """Open the window of a kept event; False when it was open already (nothing changed)."""
         key = (verdict.camera_id, verdict.label)
         first = self._first.get(key)
         if verdict.occurred_at is None:
-            return
-        if first is None or not 0 <= verdict.occurred_at - first[0] < self._window_s:
-            self._first[key] = (verdict.occurred_at, verdict.event_id)
+            return False
+        if first is not None and 0 <= verdict.occurred_at - first[0] < self._window_s:
+            return False
+        self._first.pop(key, None)  # re-inserted last: the dict stays in opening order
+        self._first[key] = (verdict.occurred_at, verdict.event_id)
+        self._prune(verdict.occurred_at)
+        return True
+
+    def _prune(self, now_s: float) -> None:
+        """Drop closed windows from the oldest end, and the oldest open ones past ``max_windows``."""
+        while self._first:
+            key = next(iter(self._first))
+            if now_s - self._first[key][0] < self._window_s and len(self._first) <= self._max_windows:
+                break
+            del self._first[key]
+
+    def export(self) -> list[list[Any]]:
+        """The open windows as JSON: ``[camera, label, occurred epoch s, event id]``, oldest first."""
+        return [[camera, label, at, event] for (camera, label), (at, event) in self._first.items()]
+
+    def restore(self, entries: Any) -> None:
+        """Windows from ``export`` (entries of another shape are skipped: stored state is input too)."""
+        for entry in entries if isinstance(entries, list) else ():
+            if (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[2], (int, float))
+                    and all(isinstance(part, str) for part in (entry[0], entry[1], entry[3]))):
+                self._first[(entry[0], entry[1])] = (float(entry[2]), entry[3])
+        while len(self._first) > self._max_windows:
+            del self._first[next(iter(self._first))]
+
+
+class EventWindows:
+    """The filter's windows in the connector's durable state, saved whenever one opens.
+
+    Saved before the event's write: if the gateway dies in between, the broker redelivers the same
+    event (same id: it passes) and later repeats stay suppressed. One JSON value, bounded by
+    ``EventFilter``'s ``max_windows``; windows long closed are harmless (they no longer match).
+    """
+
+    KEY = "video/windows"
+
+    def __init__(self, state: ConnectorState, events: EventFilter) -> None:
+        self._state = state
+        self._events = events
+
+    async def load(self) -> None:
+        self._events.restore(await self._state.load(self.KEY))
+
+    async def open(self, verdict: Verdict) -> None:
+        if self._events.published(verdict):
+            await self._state.save(self.KEY, self._events.export())

@@ -83,13 +83,14 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path: Path, 
     gateway = start_gateway(config_path, log)
     device = sim.Publisher(f"sim-{tag}", port=private_broker)
     try:
-        # warm-up reading, repeated until it arrives (ingest dedupes the repeats): proves the
+        # warm-up reading, repeated byte for byte until it arrives (ingest dedupes the identical
+        # repeats; a new msgId would make a new version of the reading): proves the
         # persistent session and its subscriptions exist before the stream starts
         deadline = time.monotonic() + 30
         while not dc_readings(dc):
             assert time.monotonic() < deadline, log.read_text(encoding="utf-8")[-3000:]
             device.publish(f"{prefix}iot/v1/330106/YY3301060000771/telemetry",
-                           sim.telemetry_json("YY3301060000771", sim.BASE_TS_MS - 60_000))
+                           sim.telemetry_json("YY3301060000771", sim.BASE_TS_MS - 60_000, msg_id="warm-up"))
             time.sleep(0.5)
 
         sent: list[int] = []

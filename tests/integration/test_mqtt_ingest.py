@@ -1,5 +1,7 @@
 """MQTT over the real Mosquitto into the data-centre tables: telemetry, HJ 212, status and LWT,
-video events with the label filter and the suppression window, bad packets."""
+video events with the label filter and the suppression window, bad packets; and the connector on
+its own against the broker: backpressure from a slow store (Receive Maximum), PUBACKs that reach
+the persistent session, and instances splitting a shared subscription."""
 
 from __future__ import annotations
 
@@ -15,7 +17,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from connectors.base import ConnectorContext, PublishReceipt
+from connectors.mqtt.config import MqttOptions
 from connectors.mqtt.connector import MqttConnector
+from gateway.envelope import Envelope
 from gateway.runtime import Runtime
 from gateway.settings import load_settings
 from tests.conftest import MAPPINGS, ROOT, SAMPLES
@@ -193,3 +198,118 @@ async def test_video_events_pass_the_label_table_and_repeats_are_collapsed(tmp_p
     assert sorted((r[0], r[1]) for r in rows) == [
         ("33010600001320000007", "no_chef_hat"), ("33010600001320000007", "no_chef_hat"),
         ("33012200001320000044", "no_helmet")]
+
+
+def all_published(infos: list[Any]) -> bool:
+    for info in infos:
+        info.wait_for_publish(10)
+    return all(info.is_published() for info in infos)
+
+
+async def test_a_slow_store_holds_the_broker_back_and_nothing_is_acknowledged_early(tmp_path: Path) -> None:
+    """Receive Maximum 5 (MQTT 5): while the store does not answer, the broker sends no more than 5
+    messages (one batch of one in the write, the rest waiting in the inbox); once it answers,
+    everything arrives, each acknowledged after its write."""
+    prefix, client_id = unique()
+    options = MqttOptions.model_validate(mqtt_options(prefix, client_id, clean_start=True, max_inflight=5,
+                                                      batch_max_messages=1, batch_max_wait_s=0))
+    connector = MqttConnector("iot-mqtt", options, ConnectorContext())
+    store_answers = asyncio.Event()
+    received: list[int] = []
+
+    async def slow_publish(envelope: Envelope) -> PublishReceipt:
+        received.extend(int(p["msgId"][1:]) for p in (envelope.payload if envelope.records_inline
+                                                       else [envelope.payload]))
+        await store_answers.wait()
+        return PublishReceipt(envelope_id=envelope.envelope_id, accepted=1, rejected=0, duplicate=0)
+
+    run = asyncio.create_task(connector.run(slow_publish))
+    device = sim.Publisher(client_id + "-dev")
+    try:
+        await wait_for(lambda: connector.bridge is not None and connector.bridge.connected.is_set())
+        await asyncio.sleep(0.2)  # the SUBACK
+        infos = [info for _, info in
+                 ((n, device.publish(t, p, wait=False)) for n, (t, p) in enumerate(sim.telemetry_stream(prefix, 30)))]
+        bridge = connector.bridge
+        assert bridge is not None
+        await wait_for(lambda: len(received) + len(bridge.inbox) >= 5)
+        await asyncio.sleep(0.5)  # time for the broker to overstep, if it would
+        assert len(received) + len(bridge.inbox) == 5 and connector.counters.get("acks", 0) == 0
+        store_answers.set()
+        await wait_for(lambda: connector.counters.get("acks", 0) == 30)
+        assert sorted(received) == list(range(30))
+        assert await asyncio.to_thread(all_published, infos)  # the device got every PUBACK
+    finally:
+        device.close()
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+
+
+async def test_acknowledged_messages_are_not_redelivered_to_the_resumed_session(tmp_path: Path) -> None:
+    """The batch's PUBACKs (one write for many) reach the broker: a restart resumes the persistent
+    session with nothing to redeliver, and only new messages arrive."""
+    prefix, client_id = unique()
+    options = MqttOptions.model_validate(mqtt_options(prefix, client_id, session_expiry_s=60))
+    received: list[str] = []
+
+    async def publish(envelope: Envelope) -> PublishReceipt:
+        payloads = envelope.payload if envelope.records_inline else [envelope.payload]
+        received.extend(str(p["msgId"]) for p in payloads)
+        return PublishReceipt(envelope_id=envelope.envelope_id, accepted=len(payloads), rejected=0, duplicate=0)
+
+    async def session(expected: int) -> MqttConnector:
+        connector = MqttConnector("iot-mqtt", options, ConnectorContext())
+        run = asyncio.create_task(connector.run(publish))
+        try:
+            await wait_for(lambda: connector.bridge is not None and connector.bridge.connected.is_set())
+            await asyncio.sleep(0.2)  # the SUBACK
+            stream = sim.telemetry_stream(prefix, expected, start=len(received))
+            await asyncio.to_thread(device.publish_at_rate, list(stream), None)
+            await wait_for(lambda: connector.counters.get("acks", 0) >= expected)
+            await asyncio.sleep(0.3)  # a redelivery, if the broker had one, would come now
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+        return connector
+
+    device = sim.Publisher(client_id + "-dev")
+    try:
+        first = await session(200)
+        assert first.counters["acks"] == 200
+        second = await session(1)
+        assert second.counters["messages"] == 1, "acknowledged messages came again"
+        assert received == [f"m{n}" for n in range(201)]
+    finally:
+        device.close()
+
+
+async def test_instances_in_one_share_group_split_the_messages(tmp_path: Path) -> None:
+    prefix, client_id = unique()
+    received: dict[str, list[str]] = {"a": [], "b": []}
+
+    def publisher_for(name: str) -> Callable[[Envelope], Any]:
+        async def publish(envelope: Envelope) -> PublishReceipt:
+            payloads = envelope.payload if envelope.records_inline else [envelope.payload]
+            received[name].extend(str(p["msgId"]) for p in payloads)
+            return PublishReceipt(envelope_id=envelope.envelope_id, accepted=len(payloads), rejected=0, duplicate=0)
+        return publish
+
+    connectors = {name: MqttConnector("iot-mqtt", MqttOptions.model_validate(
+        mqtt_options(prefix, f"{client_id}-{name}", clean_start=True, share_group=f"sgw{client_id[-6:]}")),
+        ConnectorContext()) for name in received}
+    runs = [asyncio.create_task(c.run(publisher_for(name))) for name, c in connectors.items()]
+    device = sim.Publisher(client_id + "-dev")
+    try:
+        await wait_for(lambda: all(c.bridge is not None and c.bridge.connected.is_set()
+                                   for c in connectors.values()))
+        await asyncio.sleep(0.3)  # the SUBACKs
+        await asyncio.to_thread(device.publish_at_rate, list(sim.telemetry_stream(prefix, 400)), 2000)
+        await wait_for(lambda: len(received["a"]) + len(received["b"]) >= 400)
+        await asyncio.sleep(0.3)  # a copy to both, if the broker sent one, would come now
+    finally:
+        device.close()
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+    assert received["a"] and received["b"], "one instance got everything"
+    assert sorted(received["a"] + received["b"]) == sorted(f"m{n}" for n in range(400))

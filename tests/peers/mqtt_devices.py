@@ -145,6 +145,26 @@ def telemetry_stream(prefix: str, count: int, *, start: int = 0, with_sent_ns: b
                               sent_ns=time.time_ns() if with_sent_ns else None))
 
 
+def publish_stream(port: int, prefix: str, start: int, count: int, rate_per_s: float | None,
+                   max_inflight: int = 1000) -> list[float]:
+    """Publish ``telemetry_stream(prefix, count, start=start)`` from a fresh client (made to run in
+    a process of its own, so the simulator does not share the gateway's GIL); returns when every
+    PUBACK is in, with each message's send time (epoch s) in order."""
+    sent_at: list[float] = []
+
+    def stream() -> Iterator[tuple[str, bytes]]:
+        for topic, payload in telemetry_stream(prefix, count, start=start):
+            sent_at.append(time.time())
+            yield topic, payload
+
+    device = Publisher(f"sim-{uuid.uuid4().hex[:8]}", port=port, max_inflight=max_inflight)
+    try:
+        device.publish_at_rate(stream(), rate_per_s)
+    finally:
+        device.close()
+    return sent_at
+
+
 def source_record_id(n: int, hj212_every: int = 0) -> str:
     """The id ingest gives message ``n`` of ``telemetry_stream``."""
     ts = beijing(BASE_TS_MS + n * 1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -251,3 +252,48 @@ def test_the_secret_is_never_printed() -> None:
     config = Hotline12345Connector.Config.model_validate({"secret": TEST_SECRET})
     assert TEST_SECRET not in repr(config) and TEST_SECRET not in str(config.model_dump())
 
+
+
+class RecordingTelemetry:
+    """What the connector reports, as the runtime's telemetry would receive it."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.states: list[str] = []
+        self.errors: list[str] = []
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
+
+    def gauge(self, name: str, value: float, key: str | None = None) -> None:
+        raise AssertionError("the webhook reports no levels")
+
+    def state(self, state: str, detail: str | None = None) -> None:
+        self.states.append(state)
+
+    def error(self, message: str) -> None:
+        self.errors.append(message)
+
+
+async def test_outcomes_are_reported_through_the_connector_telemetry() -> None:
+    telemetry = RecordingTelemetry()
+    config = Hotline12345Connector.Config.model_validate({"secret": TEST_SECRET})
+    clock = Clock(COMPLAINT_TS)
+    hook = Hotline12345Connector("hotline-12345", config, ConnectorContext(telemetry=telemetry), clock=clock)
+    publish = FakePublish()
+    assert (await hook.receive_push(*sample("push-complaint.http"), publish))[0] == 202
+    assert (await hook.receive_push(*sample("push-complaint.http"), publish))[0] == 401  # replay
+    assert (await hook.receive_push(*sample("push-bad-signature.http"), publish))[0] == 401
+    clock.now += 301
+    assert (await hook.receive_push(*sample("push-complaint.http"), publish))[0] == 401  # stale
+    publish.fail = True
+    assert (await hook.receive_push(*signed(complaint(), int(clock.now), "d-2"), publish))[0] == 503
+    expected = {"accepted": 1, "replay": 1, "bad_signature": 1, "stale_timestamp": 1, "store_unavailable": 1}
+    assert telemetry.counts == hook.counters() == expected
+    assert telemetry.errors == ["store unavailable: StoreUnavailable"]
+    run = asyncio.create_task(hook.run(publish))
+    await asyncio.sleep(0)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert telemetry.states == ["running", "stopped"]

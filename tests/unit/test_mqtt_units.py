@@ -1,9 +1,12 @@
 """MQTT connector parts without a broker: topic templates, device registry and state, the video
-label filter and suppression window, stable read times, and the handling of one batch."""
+label filter and its durable suppression window, the paho-to-asyncio inbox, the handling of one
+batch, and what the connector reports through its telemetry."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+import threading
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,15 +15,15 @@ from pydantic import ValidationError
 
 from connectors.base import ConnectorContext, MemoryState, PublishReceipt
 from connectors.codecs import decode
-from connectors.mqtt.bridge import Incoming
+from connectors.mqtt.bridge import Inbox, Incoming
 from connectors.mqtt.config import MqttOptions, TopicRoute, compile_route
 from connectors.mqtt.connector import MqttConnector
-from connectors.mqtt.devices import DeviceBook, load_registry
-from connectors.mqtt.readtimes import ReadTimes
-from connectors.mqtt.video import EventFilter, gb28181_facts, json_event_facts, load_labels
+from connectors.mqtt.devices import MAX_UNREGISTERED, DeviceBook, load_registry
+from connectors.mqtt.video import EventFilter, Verdict, gb28181_facts, json_event_facts, load_labels
 from gateway.envelope import Envelope
 from gateway.errors import StoreUnavailable
 from tests.conftest import ROOT, SAMPLES
+from tests.peers.mqtt_devices import telemetry_stream, video_event
 
 REF = ROOT / "config" / "reference"
 
@@ -98,21 +101,36 @@ def test_gb28181_labels() -> None:
     assert gb28181_facts(helmet)[3] == datetime.fromisoformat("2025-06-12T14:05:33+08:00").timestamp()
 
 
-async def test_read_times_survive_a_restart_through_the_durable_state() -> None:
-    state = MemoryState()
-    first = ReadTimes(state)
-    await first.note(["a", "b"], 12.5)
-    second = ReadTimes(state)
-    await second.load()
-    assert second.first_read("a") == 12.5 and second.first_read("zz") is None
+class RecordingTelemetry:
+    """What the connector reports, as the runtime's telemetry would receive it."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.gauges: dict[tuple[str, str | None], float] = {}
+        self.states: list[tuple[str, str | None]] = []
+        self.errors: list[str] = []
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
+
+    def gauge(self, name: str, value: float, key: str | None = None) -> None:
+        self.gauges[(name, key)] = value
+
+    def state(self, state: str, detail: str | None = None) -> None:
+        self.states.append((state, detail))
+
+    def error(self, message: str) -> None:
+        self.errors.append(message)
 
 
-def connector(state: MemoryState) -> MqttConnector:
-    options = MqttOptions(client_id="unit", topics=(
+def connector(state: MemoryState, telemetry: RecordingTelemetry | None = None, **options: Any) -> MqttConnector:
+    config = MqttOptions(client_id="unit", topics=(
         TopicRoute(template="iot/v1/{region}/{device_id}/telemetry", codec="json"),
-        TopicRoute(template="hj212/v1/{device_id}/raw", codec="hj212")),
-        device_registry=REF / "iot-device-registry.csv", store_retry_s=0.01)
-    return MqttConnector("iot", options, ConnectorContext(state=state))
+        TopicRoute(template="hj212/v1/{device_id}/raw", codec="hj212"),
+        TopicRoute(template="video/v1/{region}/{camera_id}/events", codec="video_event")),
+        device_registry=REF / "iot-device-registry.csv", label_table=REF / "video-label-codes.csv",
+        store_retry_s=0.01, **options)
+    return MqttConnector("iot", config, ConnectorContext(state=state, telemetry=telemetry or RecordingTelemetry()))
 
 
 async def test_a_batch_is_acknowledged_only_after_the_write_and_bad_packets_at_once() -> None:
@@ -133,12 +151,166 @@ async def test_a_batch_is_acknowledged_only_after_the_write_and_bad_packets_at_o
              Incoming(topic, body.replace(b"1.35", b"1.36"), 3, 1, False, 100.1),
              Incoming("hj212/v1/YR330111000001WS0001/raw", (SAMPLES / "iot-mqtt" / "hj212-bad-crc.txt").read_bytes(),
                       2, 1, False, 100.2)]
-    c = connector(MemoryState())
-    await c.handle(batch, publish, lambda m: acked.append(m.mid))
+    telemetry = RecordingTelemetry()
+    c = connector(MemoryState(), telemetry)
+    await c.handle(batch, publish, lambda messages: acked.extend(m.mid for m in messages))
     assert acked == [2, 1, 3]
     assert c.counters["rejected_CRC"] == 1 and c.counters["store_unavailable"] == 1
+    assert telemetry.counts == c.counters
+    assert telemetry.counts["messages"] == 3 and telemetry.counts["acks"] == 3
+    assert telemetry.errors == ["store unavailable: StoreUnavailable"]
     (envelope,) = envelopes
     assert envelope.records_inline and len(envelope.payload) == 2
     assert envelope.meta["topic"] == topic and envelope.meta["region"] == "330106"
     assert envelope.meta["variant"] == "telemetry-json" and envelope.meta["location"] == f"topic {topic}"
     assert "admin_division_code" not in envelope.meta  # the topic segment never overrides the registry
+
+
+async def test_the_inbox_hands_a_burst_from_another_thread_over_in_batches() -> None:
+    loop = asyncio.get_running_loop()
+    inbox = Inbox(loop)
+    wakeups = 0
+    real_wake = inbox._wake
+
+    def counting_wake() -> None:
+        nonlocal wakeups
+        wakeups += 1
+        real_wake()
+
+    inbox._wake = counting_wake  # type: ignore[method-assign]
+    burst = [Incoming("t", b"x", mid, 1, False, 0.0) for mid in range(1, 1001)]
+    def paho_thread() -> None:
+        for item in burst:
+            inbox.put(item)
+
+    thread = threading.Thread(target=paho_thread)
+    thread.start()
+    await asyncio.to_thread(thread.join)
+    got: list[Incoming] = []
+    while len(got) < len(burst):
+        batch = await inbox.batch(300, 0.5)
+        assert 0 < len(batch) <= 300
+        got.extend(batch)
+    assert [m.mid for m in got] == list(range(1, 1001)) and len(inbox) == 0
+    assert wakeups < 20, "one loop wake-up per burst, not one per message"
+
+
+async def test_a_batch_waits_at_most_its_wait_for_more_messages() -> None:
+    inbox = Inbox(asyncio.get_running_loop())
+    inbox.put(Incoming("t", b"x", 1, 1, False, 0.0))
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert [m.mid for m in await inbox.batch(10, 0.05)] == [1]
+    assert 0.04 <= loop.time() - began < 1.0
+
+
+def video_message(event: bytes, mid: int) -> Incoming:
+    return Incoming("video/v1/330106/33010600001320000007/events", event, mid, 1, False, 100.0)
+
+
+async def test_the_suppression_window_holds_across_a_restart() -> None:
+    state = MemoryState()
+    published: list[str] = []
+
+    async def publish(envelope: Envelope) -> PublishReceipt:
+        published.append(envelope.payload["eventId"])
+        return PublishReceipt(envelope_id=envelope.envelope_id, accepted=1, rejected=0, duplicate=0)
+
+    camera, start = "33010600001320000007", datetime.fromisoformat("2025-06-10T10:30:00+08:00")
+    first = connector(state, duplicate_window_s=600)
+    await first.windows.load()
+    await first.handle([video_message(video_event(camera, "no_chef_hat", 0.9, start, event_id="E1"), 1)], publish,
+                       lambda messages: None)
+    # the gateway restarts: a new connector on the same durable state
+    second = connector(state, duplicate_window_s=600)
+    await second.windows.load()
+    events = [video_event(camera, "no_chef_hat", 0.9, start, event_id="E1"),  # redelivery: passes
+              video_event(camera, "no_chef_hat", 0.9, start + timedelta(minutes=9), event_id="E2"),  # suppressed
+              video_event(camera, "no_chef_hat", 0.9, start + timedelta(minutes=10), event_id="E3")]  # new window
+    acked: list[int] = []
+    await second.handle([video_message(e, n) for n, e in enumerate(events, start=2)], publish,
+                        lambda messages: acked.extend(m.mid for m in messages))
+    assert published == ["E1", "E1", "E3"]
+    assert sorted(acked) == [2, 3, 4] and second.counters["events_dropped_suppressed_duplicate"] == 1
+    # without the durable copy the repeat would have passed
+    amnesiac = connector(MemoryState(), duplicate_window_s=600)
+    await amnesiac.handle([video_message(events[1], 9)], publish, lambda messages: None)
+    assert published[-1] == "E2"
+
+
+def test_the_windows_are_bounded_and_closed_ones_are_dropped() -> None:
+    events = EventFilter(load_labels(REF / "video-label-codes.csv"), window_s=60, max_windows=3)
+
+    def open_window(camera: str, at: float) -> None:
+        events.published(Verdict(True, "supervision", "no_chef_hat", camera, f"E-{camera}-{at}", at))
+
+    for n, camera in enumerate("abcd"):
+        open_window(camera, 1000.0 + n)
+    assert [w[0] for w in events.export()] == ["b", "c", "d"]  # the oldest went past max_windows
+    open_window("e", 1062.5)
+    assert [w[0] for w in events.export()] == ["d", "e"]  # b and c closed (60 s), dropped
+    restored = EventFilter({}, window_s=60, max_windows=1)
+    restored.restore([*events.export(), ["bad"], "junk"])
+    assert restored.export() == [["e", "no_chef_hat", 1062.5, "E-e-1062.5"]]
+
+
+def test_device_levels_are_gauged_per_status_and_region_and_silence_is_counted() -> None:
+    now = [1000.0]
+    telemetry = RecordingTelemetry()
+    c = connector(MemoryState(), telemetry)
+    c.devices = DeviceBook(load_registry(REF / "iot-device-registry.csv"), expected_interval_s=60,
+                           silence_factor=2, clock=lambda: now[0])
+    c.devices.seen("YY3301060000771")
+    c.devices.seen("NOT-REGISTERED-1")
+    c.report_devices()
+    assert telemetry.gauges[("devices_online", "330106")] == 1
+    assert telemetry.gauges[("devices_online", "unregistered")] == 1
+    assert telemetry.gauges[("devices_never_seen", "330111")] == 3
+    assert "devices_went_silent" not in telemetry.counts
+    now[0] += 121
+    c.devices.seen("NOT-REGISTERED-1")
+    c.report_devices()
+    assert telemetry.gauges[("devices_silent", "330106")] >= 1
+    assert telemetry.gauges[("devices_online", "330106")] == 0  # the emptied level is set back to 0
+    assert telemetry.gauges[("devices_silent", "330111")] == 3
+    assert telemetry.gauges[("devices_never_seen", "330111")] == 0
+    assert telemetry.gauges[("devices_online", "unregistered")] == 1  # not in the registry: never silent
+    assert telemetry.counts["devices_went_silent"] == c.counters["devices_went_silent"] == 5
+    assert c.device_status()["YY3301060000771"]["status"] == "silent"
+    assert all(key is not None and "YY" not in key for _name, key in telemetry.gauges)  # never a device id
+
+
+@pytest.mark.parametrize("per_topic", [False, True])
+async def test_devices_on_their_own_topics_share_an_envelope_unless_asked_otherwise(per_topic: bool) -> None:
+    envelopes: list[Envelope] = []
+
+    async def publish(envelope: Envelope) -> PublishReceipt:
+        envelopes.append(envelope)
+        return PublishReceipt(envelope_id=envelope.envelope_id, accepted=1, rejected=0, duplicate=0)
+
+    batch = [Incoming(topic, payload, n, 1, False, 100.0)
+             for n, (topic, payload) in enumerate(telemetry_stream("", 4), start=1)]
+    c = connector(MemoryState(), envelope_per_topic=per_topic)
+    acked: list[int] = []
+    await c.handle(batch, publish, lambda messages: acked.extend(m.mid for m in messages))
+    assert sorted(acked) == [1, 2, 3, 4]
+    if per_topic:
+        assert [e.meta["device_id"] for e in envelopes] == ["YY3301060000771", "YC3301220000312"]
+        assert all(len(e.payload) == 2 and e.meta["location"] == f"topic {e.meta['topic']}" for e in envelopes)
+    else:
+        (envelope,) = envelopes
+        assert [p["msgId"] for p in envelope.payload] == ["m0", "m1", "m2", "m3"]
+        # the two devices differ in region and id: only what they share is envelope metadata
+        assert "device_id" not in envelope.meta and "region" not in envelope.meta and "topic" not in envelope.meta
+        assert envelope.meta["location"] == "topic iot/v1/+/+/telemetry"
+        assert envelope.meta["variant"] == "telemetry-json"
+
+
+def test_unregistered_devices_cannot_grow_the_state_without_bound() -> None:
+    book = DeviceBook(load_registry(REF / "iot-device-registry.csv"), expected_interval_s=60)
+    for n in range(MAX_UNREGISTERED + 50):
+        book.seen(f"FAKE{n}")  # ids from payloads: anything a client sends
+    book.seen("YY3301060000771")  # registered devices are always tracked
+    counts = book.counts_by_region()
+    assert counts[("online", "unregistered")] == MAX_UNREGISTERED
+    assert counts[("online", "330106")] == 1
