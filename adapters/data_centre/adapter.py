@@ -5,11 +5,16 @@ One ``deliver`` call is one submission: one transaction and one ``cd_batch`` (a 
 record_id): a record already in the table is reported delivered, with the batch that wrote it. A
 row the database refuses (a NOT NULL, CHECK or length violation) is rejected on its own: the batch
 is written again without it, each row in a savepoint, under the same ``cd_batch``.
+
+Schema: Alembic migrations beside this package (``schema.py``, ``migrations/``), run by ``prepare()``
+when ``create_tables`` is on, or by a DBA with ``sgw data-centre migrate``. The data centre's later
+verdicts (``ex_feedback``) are read by ``feedback_source()``, every ``feedback_interval_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,12 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
-from sqlalchemy.schema import CreateSchema
 
 from adapters.base import DeliveryResult, OutboundRecord
 from adapters.data_centre.columns import kind_columns
 from adapters.data_centre.engine import create_target_engine
+from adapters.data_centre.feedback import FeedbackPoller
 from adapters.data_centre.rows import BulkInsert, RowBuilder, RowError
+from adapters.data_centre.schema import migrate
 from adapters.data_centre.sequence import BatchSequence, TableBatchSequence, format_batch
 from adapters.data_centre.tables import exchange_tables
 from gateway.errors import ConfigError, TransientError
@@ -48,10 +54,14 @@ class DataCentreConfig(BaseModel):
         description="cd_source province; default admin_division_code[0:2] + 0000")
     department_code: str | None = Field(
         default=None, pattern=r"^[0-9A-Z]{18}$", description="cd_source department; default provider_uscc")
-    create_tables: bool = Field(default=False, description="create the ex_* tables (embedded run, tests)")
+    create_tables: bool = Field(default=False, description=(
+        "migrate the 前置库 schema (Alembic upgrade head) at start: the embedded run, tests, a 前置库 the "
+        "gateway owns; also keeps the cd_batch sequence there when none is passed"))
     standard_version: str = "1.0"
     target: str = Field(default="data_centre", description="key of the persisted per-day cd_batch sequence")
     max_batch_rows: int = Field(default=MAX_BATCH_ROWS, ge=1, le=MAX_BATCH_ROWS)
+    feedback_interval_s: float | None = Field(
+        default=300.0, gt=0, description="poll ex_feedback this often (the contract: 5 min); null: never")
 
 
 Config = DataCentreConfig
@@ -87,6 +97,27 @@ class DataCentreAdapter:
         self._ready = not config.create_tables
         self._ready_lock = threading.Lock()
 
+    async def prepare(self) -> None:
+        """At start: bring the 前置库 schema to the head revision when ``create_tables`` is on. A 前置库
+        unreachable now is migrated before the first delivery instead (deliveries are retried)."""
+        with contextlib.suppress(DBAPIError):
+            await asyncio.to_thread(self._ensure_tables)
+
+    @staticmethod
+    def migrate_schema(config: DataCentreConfig) -> str | None:
+        """``upgrade head`` of the 前置库 named by ``config`` (``sgw data-centre migrate``); the revision."""
+        engine = create_target_engine(config.url.get_secret_value())
+        try:
+            return migrate(engine, config.db_schema)
+        finally:
+            engine.dispose()
+
+    def feedback_source(self) -> FeedbackPoller | None:
+        """The poller of ``ex_feedback`` (the data centre's verdicts), sharing this adapter's engine."""
+        if self._config.feedback_interval_s is None:
+            return None
+        return FeedbackPoller(self._config, engine=self._engine, location=self.name)
+
     async def deliver(self, batch: Sequence[OutboundRecord]) -> list[DeliveryResult]:
         return await asyncio.to_thread(self.deliver_sync, list(batch))
 
@@ -118,10 +149,7 @@ class DataCentreAdapter:
         with self._ready_lock:
             if self._ready:
                 return
-            with self._engine.begin() as conn:
-                if self._config.db_schema and conn.dialect.name == "postgresql":
-                    conn.execute(CreateSchema(self._config.db_schema, if_not_exists=True))
-                self._tables.metadata.create_all(conn)
+            migrate(self._engine, self._config.db_schema)
             self._ready = True
 
     def _submit(self, items: Sequence[_Prepared]) -> dict[str, DeliveryResult]:

@@ -6,7 +6,8 @@ several problems). ``FeedbackPoller.poll(after)`` reads the rows with ``fb_id > 
 each with all its findings, the provider read back from the exchange row, and ``cursor`` = the
 last fb_id read. The poller keeps no state; the caller stores the cursor.
 
-Wiring (runtime side, every ``poll_interval_s``, 5 min in the contract):
+Wired by ``gateway.target_feedback.FeedbackIntake`` (every ``feedback_interval_s``, 5 min in the
+contract), which does in effect:
 
     page = await poller.poll(cursor)
     for r in page.rejections:          # r.record_id is the gateway's record_id (= cd_id)
@@ -27,15 +28,17 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 
-from adapters.data_centre.adapter import DataCentreConfig
 from adapters.data_centre.engine import create_target_engine
 from adapters.data_centre.tables import ExchangeTables, exchange_tables
 from gateway.errors import TargetUnavailable
+
+if TYPE_CHECKING:
+    from adapters.data_centre.adapter import DataCentreConfig
 
 FEEDBACK_LIMIT = 1000
 
@@ -72,6 +75,7 @@ def finding(code: str, field_name: str | None, message: str | None, location: st
 class FeedbackPoller:
     def __init__(self, config: DataCentreConfig, *, limit: int = FEEDBACK_LIMIT, location: str = "data_centre",
                  engine: Engine | None = None) -> None:
+        self.interval_s = config.feedback_interval_s or 0.0
         self._engine = engine or create_target_engine(config.url.get_secret_value())
         self._owns_engine = engine is None
         self._tables: ExchangeTables = exchange_tables(config.db_schema, config.standard_version)

@@ -36,6 +36,7 @@ from gateway.stores.keys import optional_hash
 from gateway.stores.outbox import DISCARDED_PREFIX, DeadLetterFilter, ItemId, OutboxItem, OutboxRow
 
 ID_TTL_S = 14 * 24 * 3600
+MAX_REMEMBERED_KEYS = 200_000
 T = TypeVar("T")
 
 
@@ -70,6 +71,8 @@ class RedisOutbox:
         self._lease_ms = int(lease_s * 1000)
         self._secret = key_secret
         self._groups: set[str] = set()
+        # entry id -> business key hash of what this outbox claimed, so completing needs no read-back
+        self._claimed_keys: dict[str, str] = {}
         self._scripts = {name: client.register_script(getattr(lua, name))
                          for name in ("PUT", "CLAIM", "COMPLETE", "RETRY", "DEAD", "REDRIVE")}
 
@@ -135,7 +138,11 @@ class RedisOutbox:
             rows = self._scripts["CLAIM"](keys=self._keys(adapter),
                                           args=[adapter, self._consumer, limit, _ms(now), self._lease_ms])
             return [self._item(adapter, row) for row in rows]
-        return self._run("claiming queued records", go)
+        items = self._run("claiming queued records", go)
+        if len(self._claimed_keys) > MAX_REMEMBERED_KEYS:  # entries settled elsewhere: forget, read back
+            self._claimed_keys.clear()
+        self._claimed_keys.update((str(i.id), i.business_key_hash or "") for i in items)
+        return items
 
     @staticmethod
     def _item(adapter: str, row: list[Any], state: str = "inflight") -> OutboxItem:
@@ -162,12 +169,23 @@ class RedisOutbox:
         return out
 
     def complete(self, ids: Sequence[ItemId]) -> None:
-        self._per_adapter(ids, "marking records delivered", "COMPLETE", [_ms(datetime.now(UTC))])
+        groups: dict[str, list[str]] = {}
+        for item_id in ids:
+            adapter, entry = split_id(item_id)
+            groups.setdefault(adapter, []).extend((entry, self._claimed_keys.pop(str(item_id), "?")))
+        now = _ms(datetime.now(UTC))
+        for adapter, pairs in groups.items():
+            def go(adapter: str = adapter, pairs: list[str] = pairs) -> Any:
+                self._ensure_group(adapter)
+                return self._scripts["COMPLETE"](keys=self._keys(adapter), args=[adapter, now, *pairs])
+            self._run("marking records delivered", go)
 
     def retry(self, ids: Sequence[ItemId], next_attempt_at: datetime, error: str) -> None:
         self._per_adapter(ids, "rescheduling records", "RETRY", [_ms(next_attempt_at), error])
 
     def dead(self, ids: Sequence[ItemId], error: str) -> None:
+        for item_id in ids:
+            self._claimed_keys.pop(str(item_id), None)
         self._per_adapter(ids, "dead-lettering records", "DEAD", [_ms(datetime.now(UTC)), error])
 
     # -- ops ------------------------------------------------------------------------------------

@@ -110,14 +110,19 @@ return out
 """
 
 COMPLETE = COMMON + r"""
+-- ARGV[3..]: pairs (entry id, its business key hash; '?' when the caller does not know it, then it
+-- is read from the entry: reading every entry back, payload and all, would cost more than the rest)
 local now = ARGV[2]
-for i = 3, #ARGV do
-  local id = ARGV[i]
-  local f = entry_fields(id)
+for i = 3, #ARGV, 2 do
+  local id, key = ARGV[i], ARGV[i + 1]
+  if key == '?' then
+    local f = entry_fields(id)
+    key = f and f['k'] or nil
+  end
   redis.call('XACK', stream, group, id)
   redis.call('ZREM', retry, id)
   redis.call('HDEL', prefix .. 'errors', id)
-  if f then release(id, f['k'], now) end
+  release(id, key, now)
 end
 -- trim what every reader is done with: below the oldest pending entry and the group's cursor
 local summary = redis.call('XPENDING', stream, group)

@@ -1,6 +1,7 @@
 """Crash safety over real processes: gateways (``python -m gateway.cli run``) killed with SIGKILL in
-the middle of delivery, restarted; the data centre on the real PostgreSQL must then hold every
-accepted record exactly once (record ids compared).
+the middle of delivery, restarted; the data centre on the real PostgreSQL and the fake national
+platform (over HTTP, signed, in a thread of the test) must then each hold every accepted record
+exactly once (record ids compared): nothing lost, nothing stored twice at either target.
 
 A pusher thread plays the source: it pushes 10,000 records in requests of 500 and re-sends a
 request until it gets a 202 (a request cut off by the kill was never acknowledged). The accepted
@@ -30,8 +31,10 @@ import sqlalchemy as sa
 
 from gateway.auth import hash_api_key
 from tests.conftest import MAPPINGS, ROOT, SAMPLES, free_port
+from tests.peers.national_platform_server import APP_ID, APP_SECRET, NationalPlatformServer
+from tests.peers.threaded import ThreadedPeer
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 KEY = "sgw_crash_test_key"
@@ -180,7 +183,13 @@ def pg_schema() -> Iterator[str]:
     engine.dispose()
 
 
-def write_config(tmp_path: Path, name: str, schema: str, redis_url: str | None = None) -> Gateway:
+@pytest.fixture
+def national() -> Iterator[ThreadedPeer[NationalPlatformServer]]:
+    with ThreadedPeer(NationalPlatformServer()) as peer:
+        yield peer
+
+
+def write_config(tmp_path: Path, name: str, schema: str, national_url: str, redis_url: str | None = None) -> Gateway:
     stores: dict[str, Any] = {"database_url": f"sqlite:///{tmp_path / 'gateway.sqlite'}"}
     if redis_url:
         stores.update(redis_url=redis_url, redis_prefix=f"crash-{schema}")
@@ -191,13 +200,15 @@ def write_config(tmp_path: Path, name: str, schema: str, redis_url: str | None =
         "api": {"port": port},
         "logging": {"level": "WARNING"},
         "delivery": {"lease_s": 3, "first_backoff_s": 0.2, "max_backoff_s": 2, "circuit_open_s": 0.5,
-                     "relay_interval_s": 0.5},
+                     "circuit_max_open_s": 2, "relay_interval_s": 0.5, "max_attempts": 1000},
         "departments": [{"code": "eco-a", "name": "生态环境甲", "api_key_hashes": [hash_api_key(KEY)]}],
         "connectors": [{"id": "eco-push", "type": "http_push", "mapping": "eco-rest.penalty", "department": "eco-a"}],
         "adapters": [{"id": "data-centre", "type": "data_centre", "batch_size": 100,
                       "options": {"url": "postgresql://postgres@127.0.0.1:5432/test", "db_schema": schema,
-                                  "create_tables": True}}],
-        "routing": [{"kinds": ["*"], "adapters": ["data-centre"]}],
+                                  "create_tables": True}},
+                     {"id": "national", "type": "national_platform", "batch_size": 100,
+                      "options": {"base_url": national_url, "app_id": APP_ID, "app_secret": APP_SECRET}}],
+        "routing": [{"kinds": ["*"], "adapters": ["data-centre", "national"]}],
     }
     path = tmp_path / f"{name}.yaml"
     path.write_text(json.dumps(config), encoding="utf-8")
@@ -217,92 +228,147 @@ def delivered(schema: str) -> tuple[int, set[str]]:
     return len(ids), set(ids)
 
 
-def wait_for_rows(schema: str, at_least: int, timeout_s: float) -> int:
+def held_by_national(national: ThreadedPeer[NationalPlatformServer]) -> dict[str, int]:
+    """record_id -> times the platform stored it (a replayed batch_id is answered, not stored again)."""
+
+    async def snapshot() -> dict[str, int]:
+        return dict(national.peer.stored)
+
+    return national.call(snapshot())
+
+
+def wait_for_rows(schema: str, at_least: int, timeout_s: float,
+                  national: ThreadedPeer[NationalPlatformServer] | None = None) -> int:
+    """Rows in the data centre (and records at the national platform) once both reach ``at_least``."""
     deadline = time.monotonic() + timeout_s
     count = 0
     while time.monotonic() < deadline:
         count, _ = delivered(schema)
+        if national is not None:
+            count = min(count, len(held_by_national(national)))
         if count >= at_least:
             return count
         time.sleep(0.1)
     return count
 
 
-def assert_exactly_once(schema: str, pusher: Pusher, timeout_s: float = 90) -> None:
+def assert_exactly_once(schema: str, pusher: Pusher, national: ThreadedPeer[NationalPlatformServer],
+                        timeout_s: float = 120) -> None:
     pusher.join(timeout=150)
     assert pusher.error is None, pusher.error
     assert len(pusher.accepted) == RECORDS
-    wait_for_rows(schema, RECORDS, timeout_s)
+    wait_for_rows(schema, RECORDS, timeout_s, national)
     time.sleep(1.0)  # anything delivered twice would show up now
     count, ids = delivered(schema)
-    assert count == len(ids), "a record was written twice"
+    assert count == len(ids), "a record was written twice to the data centre"
     assert ids == pusher.accepted, (len(ids - pusher.accepted), len(pusher.accepted - ids))
+    stored = held_by_national(national)
+    twice = {rid: n for rid, n in stored.items() if n != 1}
+    assert not twice, f"{len(twice)} records stored more than once by the national platform"
+    assert set(stored) == pusher.accepted, (len(set(stored) - pusher.accepted), len(pusher.accepted - set(stored)))
+
+
+def mid_delivery(schema: str, national: ThreadedPeer[NationalPlatformServer]) -> None:
+    """Wait until both targets have part of the records, not all: the kill must land mid-delivery."""
+    assert 0 < wait_for_rows(schema, 2000, 90, national) < RECORDS, "the kill should land mid-delivery"
 
 
 # --- the tests -----------------------------------------------------------------------------------
 
-def test_embedded_gateway_killed_mid_delivery_loses_and_duplicates_nothing(tmp_path: Path, pg_schema: str) -> None:
-    gateway = write_config(tmp_path, "gw", pg_schema)
+def test_embedded_gateway_killed_mid_delivery_loses_and_duplicates_nothing(
+        tmp_path: Path, pg_schema: str, national: ThreadedPeer[NationalPlatformServer]) -> None:
+    gateway = write_config(tmp_path, "gw", pg_schema, national.url)
     gateway.start()
     try:
         pusher = Pusher([gateway])
         pusher.start()
-        assert 0 < wait_for_rows(pg_schema, 2000, 90) < RECORDS, "the kill should land mid-delivery"
+        mid_delivery(pg_schema, national)
         gateway.kill()
         gateway.start()
-        assert_exactly_once(pg_schema, pusher)
+        assert_exactly_once(pg_schema, pusher, national)
     finally:
         gateway.stop()
 
 
-def test_redis_gateway_killed_mid_delivery_loses_and_duplicates_nothing(tmp_path: Path, pg_schema: str) -> None:
+def test_national_platform_down_30_s_and_the_gateway_killed_meanwhile_loses_and_duplicates_nothing(
+        tmp_path: Path, pg_schema: str, national: ThreadedPeer[NationalPlatformServer]) -> None:
+    gateway = write_config(tmp_path, "gw", pg_schema, national.url)
+    gateway.start()
+    try:
+        pusher = Pusher([gateway])
+        pusher.start()
+        mid_delivery(pg_schema, national)
+
+        async def outage() -> None:
+            national.peer.unavailable_for(30, retry_after_s=1)
+
+        national.call(outage())
+        outage_ends = time.monotonic() + 30
+        time.sleep(5)  # the breaker opens, the data centre carries on, retries are rescheduled durably
+        gateway.kill()
+        gateway.start()
+        assert time.monotonic() < outage_ends, "the restart should land inside the outage"
+        assert_exactly_once(pg_schema, pusher, national, timeout_s=150)
+        assert 503 in national.call(_statuses(national.peer))
+    finally:
+        gateway.stop()
+
+
+async def _statuses(peer: NationalPlatformServer) -> list[int]:
+    return peer.statuses()
+
+
+def test_redis_gateway_killed_mid_delivery_loses_and_duplicates_nothing(
+        tmp_path: Path, pg_schema: str, national: ThreadedPeer[NationalPlatformServer]) -> None:
     redis_server = RedisServer(tmp_path)
     redis_server.start()
-    gateway = write_config(tmp_path, "gw", pg_schema, redis_server.url)
+    gateway = write_config(tmp_path, "gw", pg_schema, national.url, redis_server.url)
     try:
         gateway.start()
         pusher = Pusher([gateway])
         pusher.start()
-        assert 0 < wait_for_rows(pg_schema, 2000, 90) < RECORDS
+        mid_delivery(pg_schema, national)
         gateway.kill()
         gateway.start()
-        assert_exactly_once(pg_schema, pusher)
+        assert_exactly_once(pg_schema, pusher, national)
     finally:
         gateway.stop()
         redis_server.stop()
 
 
-def test_redis_killed_and_restarted_mid_delivery_loses_and_duplicates_nothing(tmp_path: Path, pg_schema: str) -> None:
+def test_redis_killed_and_restarted_mid_delivery_loses_and_duplicates_nothing(
+        tmp_path: Path, pg_schema: str, national: ThreadedPeer[NationalPlatformServer]) -> None:
     redis_server = RedisServer(tmp_path)
     redis_server.start()
-    gateway = write_config(tmp_path, "gw", pg_schema, redis_server.url)
+    gateway = write_config(tmp_path, "gw", pg_schema, national.url, redis_server.url)
     try:
         gateway.start()
         pusher = Pusher([gateway])
         pusher.start()
-        assert 0 < wait_for_rows(pg_schema, 2000, 90) < RECORDS
+        mid_delivery(pg_schema, national)
         redis_server.kill()
         time.sleep(1.0)  # the gateway keeps acknowledging (SQL commit) and fails to hand on meanwhile
         redis_server.start()
-        assert_exactly_once(pg_schema, pusher)
+        assert_exactly_once(pg_schema, pusher, national)
     finally:
         gateway.stop()
         redis_server.stop()
 
 
-def test_two_gateways_share_redis_and_one_is_killed(tmp_path: Path, pg_schema: str) -> None:
+def test_two_gateways_share_redis_and_one_is_killed(
+        tmp_path: Path, pg_schema: str, national: ThreadedPeer[NationalPlatformServer]) -> None:
     redis_server = RedisServer(tmp_path)
     redis_server.start()
-    first = write_config(tmp_path, "gw1", pg_schema, redis_server.url)
-    second = write_config(tmp_path, "gw2", pg_schema, redis_server.url)
+    first = write_config(tmp_path, "gw1", pg_schema, national.url, redis_server.url)
+    second = write_config(tmp_path, "gw2", pg_schema, national.url, redis_server.url)
     try:
         first.start()
         second.start()
         pusher = Pusher([first, second])
         pusher.start()
-        assert 0 < wait_for_rows(pg_schema, 2000, 90) < RECORDS
+        mid_delivery(pg_schema, national)
         first.kill()  # not restarted: the second reclaims its pending entries and relays its rows
-        assert_exactly_once(pg_schema, pusher)
+        assert_exactly_once(pg_schema, pusher, national)
     finally:
         first.stop()
         second.stop()

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from adapters.data_centre import DataCentreAdapter, DataCentreConfig, exchange_tables
+from adapters.data_centre.schema import VERSION_TABLE, current_revision, head_revision, migrate
 from gateway.stores import SqlBatchSequence, create_engine_for, init_schema
 from tests.unit.test_data_centre import (  # noqa: F401  (fixtures and tests run here on PostgreSQL)
     DDL,
@@ -101,7 +102,8 @@ def target(target_url: str) -> Iterator[Engine]:
 
 
 _COLUMNS = """SELECT table_name, column_name, ordinal_position, data_type, character_maximum_length,
-                     numeric_precision, numeric_scale, datetime_precision, is_nullable
+                     numeric_precision, numeric_scale, datetime_precision, is_nullable,
+                     replace(column_default, table_schema || '.', '') AS column_default
               FROM information_schema.columns WHERE table_schema = %s ORDER BY table_name, ordinal_position"""
 _NAMES = """SELECT tablename, indexname FROM pg_indexes WHERE schemaname = %s
             UNION SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
@@ -118,21 +120,40 @@ def _catalog(schema: str) -> tuple[list[tuple[Any, ...]], set[tuple[Any, ...]]]:
     return columns, names
 
 
-def test_our_tables_match_ddl_sql_in_postgresql(schema: str) -> None:
+def test_the_migrated_tables_match_ddl_sql_in_postgresql(schema: str) -> None:
+    """The 前置库 as the Alembic migrations make it (the adapter's ``prepare()``) against ddl.sql:
+    every column with its type, nullability and default, every index, check and trigger."""
     reference = f"{schema}_ref"
     _execute(DDL.read_text(encoding="utf-8").replace("qzk", reference))
     try:
         engine = create_engine_for(SERVER)
-        exchange_tables(schema).metadata.create_all(engine)
+        assert migrate(engine, schema) == head_revision()
         engine.dispose()
         ours_columns, ours_names = _catalog(schema)
         ref_columns, ref_names = _catalog(reference)
     finally:
         _execute(f"DROP SCHEMA {reference} CASCADE")
-    ours_columns = [c for c in ours_columns if c[0] != "cd_batch_sequences"]
-    assert len(ref_columns) > 400
+    ours_columns = [c for c in ours_columns if c[0] not in ("cd_batch_sequences", VERSION_TABLE)]
+    assert len(ref_columns) == 484
     assert ours_columns == ref_columns
-    assert {n for n in ours_names if n[0] != "cd_batch_sequences"} == ref_names
+    assert {n for n in ours_names if n[0] not in ("cd_batch_sequences", VERSION_TABLE)} == ref_names
+
+
+async def test_prepare_migrates_once_and_a_ddl_sql_schema_is_adopted(schema: str) -> None:
+    """``prepare()`` runs ``upgrade head`` (twice is a no-op); a 前置库 loaded from ddl.sql is adopted."""
+    migrating = DataCentreAdapter(DataCentreConfig(url=SecretStr(_url(schema)), db_schema=schema, create_tables=True))
+    await migrating.prepare()
+    await migrating.prepare()
+    await migrating.close()
+    engine = create_engine_for(SERVER)
+    assert current_revision(engine, schema) == head_revision()
+    adopted = f"{schema}_ddl"
+    _execute(DDL.read_text(encoding="utf-8").replace("qzk", adopted))
+    try:
+        assert migrate(engine, adopted) == head_revision()
+    finally:
+        engine.dispose()
+        _execute(f"DROP SCHEMA {adopted} CASCADE")
 
 
 def test_sample_rows_sql_loads_into_our_tables_and_they_are_append_only(schema: str, target: Engine) -> None:

@@ -8,9 +8,11 @@ records what it received and stored so tests can count exactly-once delivery. Fa
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -57,9 +59,15 @@ class NationalPlatformServer(PeerServer):
         self._batches: dict[str, tuple[str, dict[str, Any]]] = {}  # batch_id -> (body digest, answer)
         self._nonces: dict[str, float] = {}
         self._stale_next = 0
+        self.poisoned: set[str] = set()  # records that make the whole batch fail the schema (400)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post(PATH, self._handle)
+        app.router.add_get("/_peer/stored", self._stored)  # the fake's own: what it holds, for the benchmark
+
+    async def _stored(self, _request: web.Request) -> web.Response:
+        return web.json_response({"records": len(self.stored),
+                                  "stored_twice": sum(1 for n in self.stored.values() if n > 1)})
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -86,6 +94,10 @@ class NationalPlatformServer(PeerServer):
             return _error(400, "40000", "报文结构校验失败", errors=[{"path": "$", "message": "无法解析"}]), None, ()
         if len(records) > self.max_records:
             return _error(413, "41300", "批次超过限制：最多500条记录、5MB", batch_id=batch_id), batch_id, ids
+        bad = [i for i, rid in enumerate(ids) if rid in self.poisoned]
+        if bad:  # the contract's 400: the whole batch refused for one record's schema, nothing stored
+            return _error(400, "40000", "报文结构校验失败", batch_id=batch_id, errors=[
+                {"path": f"$.records[{i}]", "message": "记录不符合报文结构"} for i in bad]), batch_id, ids
         digest = hashlib.sha256(raw).hexdigest()
         if batch_id in self._batches:
             first_digest, first = self._batches[batch_id]
@@ -144,6 +156,34 @@ class NationalPlatformServer(PeerServer):
     def statuses(self) -> list[int]:
         return [r.status for r in self.received]
 
+    def poison(self, record_id: str) -> None:
+        """Refuse every batch holding this record with 400 40000 (the record fails the schema)."""
+        self.poisoned.add(record_id)
+
+    def cure(self, record_id: str) -> None:
+        """The fix is in (the platform's schema or the record): the record is taken again."""
+        self.poisoned.discard(record_id)
+
     def refuse_timestamp(self, times: int) -> None:
         """Answer the next ``times`` signed requests 401 40101 (our clock too far off)."""
         self._stale_next = times
+
+
+async def _serve(port: int) -> None:
+    server = NationalPlatformServer()
+    app = web.Application(client_max_size=server.max_bytes + 1_048_576)
+    server.routes(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print(f"http://127.0.0.1:{port}", flush=True)
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    """``python -m tests.peers.national_platform_server PORT``: the fake in a process of its own."""
+    asyncio.run(_serve(int(sys.argv[1])))
+
+
+if __name__ == "__main__":
+    main()
