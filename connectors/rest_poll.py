@@ -116,6 +116,18 @@ class RestPollConnector:
             await self.close()
             await self._lease.release()
 
+    async def probe(self) -> dict[str, Any]:
+        """Connection test (the admin API's): authenticate and read the first page of the first resource;
+        nothing is published or saved."""
+        resource = self.resources[0]
+        request = self._pager.first(PollState(), self._initial_since())
+        try:
+            if request is not None:
+                await self._fetch(resource.path, request)
+        finally:
+            await self.close()
+        return {"resource": resource.name, "path": resource.path}
+
     async def close(self) -> None:
         """Close the HTTP session (``run`` does it on exit; for callers of ``poll_once``)."""
         await self._transport.close()

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from connectors.base import ConnectorContext
 from gateway.errors import ConfigError
 from gateway.registry import Registry, adapter_registry, connector_registry
-from gateway.settings import Settings
+from gateway.settings import ConnectorSettings, Settings
 from mapping.catalog import load_catalog
 from mapping.compiler import CompiledMapping
 
@@ -71,12 +71,39 @@ def _mapping(catalog: Mapping[str, CompiledMapping], name: str, path: str,
 ContextFactory = Callable[[str], ConnectorContext]
 
 
-def assemble(settings: Settings, context_for: ContextFactory | None = None) -> Assembly:
+def connector_mappings_of(c: ConnectorSettings, catalog: Mapping[str, CompiledMapping], path: str,
+                          problems: list[str]) -> dict[str, CompiledMapping]:
+    """A connector's mappings by variant, from the catalog; what is missing goes to ``problems``."""
+    variants: dict[str, CompiledMapping] = {}
+    if c.mapping is None and not c.mappings:
+        problems.append(f"{path}.mapping: a connector needs a mapping (or mappings per variant)")
+    if c.mapping is not None and (m := _mapping(catalog, c.mapping, f"{path}.mapping", problems)):
+        variants[DEFAULT_VARIANT] = m
+    for variant, name in c.mappings.items():
+        if m := _mapping(catalog, name, f"{path}.mappings.{variant}", problems):
+            variants[variant] = m
+    return variants
+
+
+def assemble_connector(c: ConnectorSettings, catalog: Mapping[str, CompiledMapping], context: ConnectorContext,
+                       path: str = "connector") -> tuple[Any, dict[str, CompiledMapping]]:
+    """One connector and its mappings (the runtime's live changes); ConfigError lists every problem."""
+    problems: list[str] = []
+    instance = _instantiate(connector_registry(), c.type, c.options, path, problems, c.id, context)
+    variants = connector_mappings_of(c, catalog, path, problems)
+    if problems:
+        raise ConfigError(problems)
+    return instance, variants
+
+
+def assemble(settings: Settings, context_for: ContextFactory | None = None, *,
+             catalog: Mapping[str, CompiledMapping] | None = None) -> Assembly:
     """Build every enabled plugin; ``context_for`` gives each connector its durable state and lease
-    (in-memory ones when omitted, as ``sgw check`` needs)."""
+    (in-memory ones when omitted, as ``sgw check`` needs); ``catalog``: the mappings (default: the
+    ones in ``mappings_dir``)."""
     context_for = context_for or (lambda _id: ConnectorContext())
     problems: list[str] = []
-    catalog = load_catalog(settings.mappings_dir)
+    catalog = dict(catalog) if catalog is not None else load_catalog(settings.mappings_dir)
     connectors: dict[str, Any] = {}
     connector_mappings: dict[str, dict[str, CompiledMapping]] = {}
     for i, c in enumerate(settings.connectors):
@@ -84,14 +111,7 @@ def assemble(settings: Settings, context_for: ContextFactory | None = None) -> A
             continue
         path = f"connectors[{i}]"
         instance = _instantiate(connector_registry(), c.type, c.options, path, problems, c.id, context_for(c.id))
-        variants: dict[str, CompiledMapping] = {}
-        if c.mapping is None and not c.mappings:
-            problems.append(f"{path}.mapping: a connector needs a mapping (or mappings per variant)")
-        if c.mapping is not None and (m := _mapping(catalog, c.mapping, f"{path}.mapping", problems)):
-            variants[DEFAULT_VARIANT] = m
-        for variant, name in c.mappings.items():
-            if m := _mapping(catalog, name, f"{path}.mappings.{variant}", problems):
-                variants[variant] = m
+        variants = connector_mappings_of(c, catalog, path, problems)
         if instance is not None:
             connectors[c.id] = instance
         connector_mappings[c.id] = variants

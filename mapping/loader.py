@@ -87,6 +87,11 @@ def read_yaml(path: Path) -> tuple[Any, SourceMap]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, path: Path) -> tuple[Any, SourceMap]:
+    """Parse YAML text (``path`` names it in messages, e.g. a mapping version from the registry)."""
     loader = _StrictLoader(text)
     source_map = SourceMap(path)
     try:
@@ -164,7 +169,12 @@ def validation_problems(exc: ValidationError, data: Any, source_map: SourceMap) 
 
 def read_spec(path: Path) -> tuple[MappingSpec, SourceMap]:
     """Read and shape-check a mapping file; raises ConfigError listing every problem."""
-    data, source_map = read_yaml(path)
+    return spec_from_yaml(*read_yaml(path))
+
+
+def spec_from_yaml(data: Any, source_map: SourceMap) -> tuple[MappingSpec, SourceMap]:
+    """Shape-check parsed mapping YAML; raises ConfigError listing every problem."""
+    path = source_map.path
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: a mapping file is a YAML mapping (name, version, kind, fields...)")
     try:

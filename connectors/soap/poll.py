@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
@@ -82,6 +82,20 @@ class SoapPollConnector:
                 await self._sleep(self.config.poll_interval_s)
         finally:
             await self._let_go()
+
+    async def probe(self) -> dict[str, Any]:
+        """Connection test (the admin API's): load the WSDL and ask the first operation for one page of
+        the last window, with the configured credentials; nothing is published or saved."""
+        operation = self.config.operations[0]
+        end = self._clock().replace(microsecond=0)
+        window = Window(start=end - timedelta(seconds=self.config.window_s), end=end)
+        where = f"probe {operation.name} {window.start_text}-{window.end_text}"
+        try:
+            await asyncio.to_thread(self._client.load)
+            tree, _raw = await asyncio.to_thread(self._query, operation, window, 1, where)
+        finally:
+            await asyncio.to_thread(self._client.close)
+        return {"operation": operation.name, "records": page_records(tree, where)}
 
     async def _let_go(self) -> None:
         try:

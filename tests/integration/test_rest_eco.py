@@ -151,8 +151,8 @@ async def test_a_bad_client_secret_stops_the_connector_after_one_token_request(t
             connector = runtime.assembly.connectors["sthj-rest"]
             await wait_for(lambda: peer.token_requests >= 1, what="the token request")
             await asyncio.sleep(0.5)  # the supervisor would restart a crashed connector within ~1 s
-            task = next(t for t in runtime._tasks if t.get_name() == "connector sthj-rest")
-            assert task.done()  # stopped by the supervisor, not restarted
+            assert not runtime.live.running("sthj-rest")  # stopped by the supervisor, not restarted
+            assert runtime.live.status("sthj-rest")["state"] == "failed"
         direct = RestPollConnector("sthj-rest", connector.config, ConnectorContext())
         with pytest.raises(PermanentError) as caught:
             await direct.run(runtime.publisher)

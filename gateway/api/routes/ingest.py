@@ -89,6 +89,14 @@ async def signed_push(plugin: SignedPushConnector, request: Request, state: ApiS
     return Response(content=answer, status_code=status, media_type="application/json; charset=utf-8")
 
 
+def refuse_if_paused(state: ApiState, connector: str) -> None:
+    """A paused connector takes nothing: 503 with Retry-After, so the source keeps the data and retries
+    (as it does when the store is down) instead of dropping it as it would on a 4xx."""
+    if connector in state.paused_connectors:
+        raise ApiProblem(503, "CONNECTOR_PAUSED", f"连接器 {connector} 已暂停，请稍后重试",
+                         f"connector {connector!r} is paused, retry later", headers={"Retry-After": RETRY_AFTER_S})
+
+
 @router.post("/ingest/{connector}", status_code=202, summary="Push records (one JSON object or an array)")
 async def ingest(
     connector: str,
@@ -98,6 +106,7 @@ async def ingest(
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     if (plugin := signed_push_connector(state, connector)) is not None:
+        refuse_if_paused(state, connector)
         return await signed_push(plugin, request, state)
     department = current_department(state, x_api_key, authorization)
     settings = state.push_connectors.get(connector)
@@ -107,6 +116,7 @@ async def ingest(
     if settings.department is not None and settings.department != department.code:
         raise ApiProblem(403, "FORBIDDEN", "该 API 密钥无权向此连接器推送数据",
                          "this API key may not push to this connector")
+    refuse_if_paused(state, connector)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise ApiProblem(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type 应为 application/json",
