@@ -2,7 +2,7 @@
 
 Shared by the admin API (``gateway.api.routes.ops``) and the CLI (``sgw dead-letters``...), on
 either outbox backend. Every redrive and discard is written to the record's journey with who did
-it and why (the append-only audit log will take them too once it exists).
+it and why, and to the append-only audit log with the dead letter's state before and after.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
+from gateway.audit import AuditTrail, NoAudit
 from gateway.errors import ConfigError
 from gateway.stores.journeys import JourneyEntry, JourneyLog, JourneyRow
 from gateway.stores.outbox import DeadLetterFilter, ItemId, Outbox, OutboxItem
@@ -61,10 +62,18 @@ def rejection_dict(r: Rejection) -> dict[str, Any]:
             "resolved_by_record_id": r.resolved_by_record_id, "errors": r.errors, "location": r.location}
 
 
+def audit_state(item: OutboxItem) -> dict[str, Any]:
+    """A dead letter as the audit log keeps it (without the record, which may hold personal data)."""
+    return {"state": item.state, "adapter": item.adapter, "record_id": item.record_id, "kind": item.kind,
+            "department": item.department, "attempts": item.attempts, "error": item.last_error}
+
+
 class DeadLetterOps:
-    def __init__(self, store: OpsStore, *, on_redriven: Callable[[], None] | None = None) -> None:
+    def __init__(self, store: OpsStore, *, on_redriven: Callable[[], None] | None = None,
+                 audit: AuditTrail | None = None) -> None:
         self._store = store
         self._on_redriven = on_redriven
+        self._audit: AuditTrail = audit or NoAudit()
 
     def find(self, where: DeadLetterFilter, limit: int = 100) -> list[OutboxItem]:
         return self._store.outbox.dead_letters(where, limit)
@@ -94,6 +103,9 @@ class DeadLetterOps:
             JourneyRow(record_id=i.record_id, event="redriven", at=now, target=i.adapter,
                        detail={"by": actor, "dead_letter": str(i.id), "error": i.last_error})
             for i in items])
+        for i in items:
+            self._audit.record(actor, "deadletter.redrive", f"deadletter:{i.id}", before=audit_state(i),
+                               after={"state": "pending", "attempts": 0})
         if self._on_redriven is not None:
             self._on_redriven()
         return len(new_ids)
@@ -108,6 +120,9 @@ class DeadLetterOps:
             JourneyRow(record_id=i.record_id, event="discarded", at=now, target=i.adapter,
                        detail={"by": actor, "reason": reason, "error": i.last_error})
             for i in items])
+        for i in items:
+            self._audit.record(actor, "deadletter.discard", f"deadletter:{i.id}", before=audit_state(i),
+                               after={"state": "discarded", "reason": reason})
         return count
 
     def rejections(self, department: str | None = None, status: RejectionStatus | None = None,

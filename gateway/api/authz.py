@@ -11,15 +11,18 @@ A department principal sees and changes only its own data: routes scope queries 
 from __future__ import annotations
 
 import hmac
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.api.problems import ApiProblem
-from gateway.auth import key_matches
+from gateway.auth import hash_api_key, key_matches
 from gateway.settings import ApiSettings, DepartmentSettings
 
 
@@ -57,6 +60,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # departments and their keys
     "departments:read": _ALL,  # a department reads only its own entry
     "departments:write": frozenset({Role.ADMIN}),
+    "keys:read": frozenset({Role.ADMIN}),
     "keys:write": frozenset({Role.ADMIN}),
     # the data departments own
     "ingest": frozenset({Role.DEPARTMENT}),
@@ -109,6 +113,62 @@ class ChainedPrincipals:
         return None
 
 
+class StoredKeys(Protocol):
+    def find_active(self, token: str) -> StoredKey | None: ...
+
+
+class StoredKey(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def department(self) -> str | None: ...
+
+
+class StoredPrincipals:
+    """Principals from the keys issued through the API or the CLI (``gateway.stores.api_keys``).
+
+    Answers are cached for ``ttl_s`` (a busy ingest client does not cost a query per request); a
+    key revoked on another instance stops working within that time, and ``forget()`` (called on
+    every revocation and rotation here) drops the cache at once.
+    """
+
+    def __init__(self, keys: StoredKeys, *, ttl_s: float = 2.0, max_entries: int = 4096,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._keys = keys
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._clock = clock
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, token: str) -> Principal | None:
+        digest = hash_api_key(token)  # the cache holds digests, never tokens
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        principal = self._lookup(token)
+        with self._lock:
+            if len(self._cache) >= self._max_entries:
+                self._cache.clear()
+            self._cache[digest] = (now + self._ttl_s, principal)
+        return principal
+
+    def _lookup(self, token: str) -> Principal | None:
+        found = self._keys.find_active(token)
+        if found is None:
+            return None
+        role = Role(found.role)
+        return Principal(found.name, role, found.department if role is Role.DEPARTMENT else None)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
 def presented_token(authorization: str | None, x_api_key: str | None, x_admin_token: str | None) -> str | None:
     if x_api_key:
         return x_api_key.strip()
@@ -119,12 +179,19 @@ def presented_token(authorization: str | None, x_api_key: str | None, x_admin_to
     return None
 
 
+# Declared as security schemes (not plain headers) so that /docs offers "Authorize"; neither
+# answers by itself (auto_error=False): a missing or bad token is our 401 with its code.
+_bearer = HTTPBearer(auto_error=False, description="A role token or a department key.")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A department key or a role token.")
+
+
 def current_principal(
     request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None,
-    x_admin_token: Annotated[str | None, Header(alias="X-Admin-Token")] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+    x_api_key: Annotated[str | None, Depends(_api_key)] = None,
+    x_admin_token: Annotated[str | None, Header(alias="X-Admin-Token", include_in_schema=False)] = None,
 ) -> Principal:
+    authorization = f"Bearer {bearer.credentials}" if bearer is not None else None
     token = presented_token(authorization, x_api_key, x_admin_token)
     if not token:
         raise ApiProblem(401, "AUTH_MISSING", "缺少访问令牌（Authorization: Bearer 或 X-API-Key）",

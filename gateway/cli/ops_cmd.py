@@ -19,6 +19,7 @@ import typer
 from gateway.dead_letters import DeadLetterOps, dead_letter_dict, journey_dict, rejection_dict
 from gateway.durable import SqlGatewayStore
 from gateway.settings import load_settings
+from gateway.stores.audit import SqlAuditLog
 from gateway.stores.db import create_engine_for, init_schema
 from gateway.stores.outbox import DeadLetterFilter
 from gateway.stores.redis_outbox import RedisOutbox
@@ -37,7 +38,7 @@ def opened(config: Path | None) -> Iterator[DeadLetterOps]:
                                             prefix=settings.stores.redis_prefix, consumer=f"cli-{getpass.getuser()}")
     calendar = WorkingCalendar(settings.calendar.extra_holidays, settings.calendar.extra_workdays)
     try:
-        yield DeadLetterOps(SqlGatewayStore(engine, calendar, outbox=redis_outbox))
+        yield DeadLetterOps(SqlGatewayStore(engine, calendar, outbox=redis_outbox), audit=SqlAuditLog(engine))
     finally:
         if redis_outbox is not None:
             redis_outbox.close()

@@ -2,7 +2,7 @@
 
 Every route declares its permission (gateway/api/authz.py): reading dead letters is for admin,
 ops and viewer, changing them for admin and ops; rejections and journeys are readable by every
-role, a department seeing only its own.
+role, a department seeing only its own (the records it provided).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from gateway.api.authz import Allow, Principal, department_scope
+from gateway.api.authz import Allow, Principal, Role, department_scope
 from gateway.api.deps import StateDep
 from gateway.api.problems import ApiProblem
 from gateway.dead_letters import DeadLetterOps, dead_letter_dict, journey_dict, rejection_dict
@@ -36,7 +36,7 @@ OpsDep = Annotated[DeadLetterOps, Depends(ops_of)]
 DeadLetterReader = Annotated[Principal, Depends(Allow("deadletters:read"))]
 DeadLetterWriter = Annotated[Principal, Depends(Allow("deadletters:write"))]
 RejectionReader = Annotated[Principal, Depends(Allow("rejections:read"))]
-StaffReader = Annotated[Principal, Depends(Allow("ops:read"))]  # journeys: departments once scoped by record
+RecordReader = Annotated[Principal, Depends(Allow("records:read"))]  # a department: the records it provided
 
 
 class FilterQuery(BaseModel):
@@ -111,8 +111,12 @@ async def rejections(ops: OpsDep, who: RejectionReader, department: str | None =
 
 
 @router.get("/records/{record_id}/journey", summary="Every step, attempt and receipt of one record")
-async def journey(record_id: str, ops: OpsDep, _who: StaffReader) -> dict[str, Any]:
+async def journey(record_id: str, ops: OpsDep, who: RecordReader, state: StateDep) -> dict[str, Any]:
     steps = await _call(ops.journey, record_id)
+    if who.role is Role.DEPARTMENT and steps:
+        owner = await _call(state.desk.submissions.owner_of, record_id) if state.desk is not None else None
+        if owner is None or owner != who.department:
+            steps = []  # another department's record: as if unknown
     if not steps:
         raise ApiProblem(404, "NOT_FOUND", "记录不存在", f"no record {record_id!r}")
     return {"record_id": record_id, "steps": [journey_dict(s) for s in steps]}
