@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SERVICES ?= postgres redis mosquitto
 
-.PHONY: demo test lint typecheck venv install install-dev services clean bench
+.PHONY: demo test lint typecheck venv install install-dev services browser clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,18 @@ demo: install
 services:
 	scripts/services.sh $(SERVICES)
 
+# Debian's Chromium and ChromeDriver (the dashboard's headless browser test) and promtool (alert rules).
+browser:
+	scripts/browser.sh
+	scripts/promtool.sh
+
 lint: install-dev
 	$(BIN)/ruff check connectors adapters mapping gateway monitoring tests bench
 
 typecheck: install-dev
 	$(BIN)/mypy
 
-test: install-dev services lint typecheck
+test: install-dev services browser lint typecheck
 	$(BIN)/pytest
 
 bench: install

@@ -14,26 +14,36 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
-from functools import partial
 
 from connectors.base import ConnectorContext, HeldLease, PollLease
+from gateway.api.authz import ChainedPrincipals, SettingsPrincipals, StoredPrincipals
 from gateway.api.state import ApiState
 from gateway.assembly import Assembly, assemble
 from gateway.circuit import CircuitBreaker
+from gateway.connector_admin import ConnectorAdmin
 from gateway.dead_letters import DeadLetterOps
 from gateway.delivery import DeliveryWorker, RetryPolicy
+from gateway.departments import open_desk
 from gateway.durable import SqlGatewayStore
 from gateway.errors import StoreUnavailable
 from gateway.hooks import Hooks
 from gateway.ingest import Ingestor
 from gateway.leases import poll_lease_for
+from gateway.live_connectors import LiveConnectors
+from gateway.ops_view import ops_view_of
 from gateway.publisher import Publisher
-from gateway.settings import Settings
+from gateway.routing_table import RoutingTable
+from gateway.settings import ConnectorSettings, RouteSettings, Settings
+from gateway.stores.api_keys import KeyStore
+from gateway.stores.audit import SqlAuditLog
 from gateway.stores.connector_state import SqlConnectorState
 from gateway.stores.db import create_engine_for, init_schema
 from gateway.stores.outbox import Outbox
 from gateway.stores.redis_outbox import RedisOutbox
+from gateway.stores.registry import SqlRegistry
 from gateway.supervise import supervise
+from gateway.target_feedback import FeedbackIntake
+from gateway.telemetry import ConnectorTelemetryTable, CountingHooks
 from mapping.calendar import WorkingCalendar
 from monitoring.metrics import PrometheusHooks
 
@@ -45,27 +55,47 @@ POLL_LEASE_TTL_S = 30.0  # pollers renew every ~10 s; another instance takes ove
 class Runtime:
     def __init__(self, settings: Settings, *, today_fn: Callable[[], date] | None = None) -> None:
         self.settings = settings
+        self.configured = settings  # as the config file says; ``settings`` follows the registry once started
         self.engine = create_engine_for(settings.stores.database_url)
-        self.assembly: Assembly = assemble(settings, self._connector_context)
         self.metrics = PrometheusHooks()
         self.hooks: Hooks = self.metrics
+        self.telemetry = ConnectorTelemetryTable(self.hooks)
+        self.assembly: Assembly = assemble(settings, self._connector_context)
         self.calendar = WorkingCalendar(settings.calendar.extra_holidays, settings.calendar.extra_workdays)
         self.redis_outbox = self._redis_outbox(settings)
         outbox: Outbox | None = self.redis_outbox
         self.store = SqlGatewayStore(self.engine, self.calendar, outbox=outbox, lease_s=settings.delivery.lease_s)
         self.workers = {a.id: self._worker(a.id, a.batch_size, a.max_wait_s) for a in settings.adapters if a.enabled}
-        self.ops = DeadLetterOps(self.store, on_redriven=self._wake_workers)
+        self.audit = SqlAuditLog(self.engine)
+        self.ops = DeadLetterOps(self.store, on_redriven=self._wake_workers, audit=self.audit)
+        self.routing = RoutingTable(settings.routing, [a.id for a in settings.adapters if a.enabled])
         self.publisher = Publisher(
             ingestor=Ingestor(uscc_exceptions=frozenset(settings.uscc_exceptions), today_fn=today_fn),
             mappings=self.assembly.connector_mappings,
             store=self.store,
-            routes=settings.adapters_for,
-            hooks=self.hooks,
+            routes=self.routing.adapters_for,
+            hooks=CountingHooks(self.hooks, self.telemetry),
             on_written=self._wake_workers,
             connector_meta={c.id: c.meta for c in settings.connectors if c.meta},
         )
+        self.ops_view = ops_view_of(self)
+        self.stored_principals = StoredPrincipals(KeyStore(self.engine))
+        self.desk = open_desk(self.engine, self.store.rejections, self.audit,
+                              connectors_of=lambda: {c.id: c.department for c in self.settings.connectors},
+                              on_keys_changed=self.stored_principals.forget)
+        self.registry = SqlRegistry(self.engine)
+        self.live = LiveConnectors(
+            registry=self.registry, publisher=self.publisher, telemetry=self.telemetry,
+            context_for=self._connector_context, mappings_dir=settings.mappings_dir,
+            connectors=[c for c in settings.connectors], instances=self.assembly.connectors,
+            connector_mappings=self.assembly.connector_mappings, catalog=self.assembly.catalog,
+            routing=self.routing, adapters=list(self.workers), on_change=self._registry_changed)
         self._tasks: list[asyncio.Task[None]] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
+
+    def _registry_changed(self, connectors: tuple[ConnectorSettings, ...], routes: tuple[RouteSettings, ...]) -> None:
+        """Connectors and routing as the registry has them now, for whoever reads ``settings``."""
+        self.settings = self.settings.model_copy(update={"connectors": connectors, "routing": routes})
 
     @staticmethod
     def _redis_outbox(settings: Settings) -> RedisOutbox | None:
@@ -93,25 +123,39 @@ class Runtime:
         lease: PollLease = HeldLease() if redis_url is None else poll_lease_for(
             redis_url.get_secret_value(), connector_id, POLL_LEASE_TTL_S,
             key_prefix=f"{self.settings.stores.redis_prefix}:lease:")
-        return ConnectorContext(state=SqlConnectorState(self.engine, connector_id), lease=lease)
+        return ConnectorContext(state=SqlConnectorState(self.engine, connector_id), lease=lease,
+                                telemetry=self.telemetry.get(connector_id))
 
     def _wake_workers(self) -> None:
         for worker in self.workers.values():
             worker.notify()
 
+    def connector_admin(self) -> ConnectorAdmin:
+        return ConnectorAdmin(self.registry, self.live, mappings_dir=self.settings.mappings_dir,
+                              ingestor=Ingestor(uscc_exceptions=frozenset(self.settings.uscc_exceptions)),
+                              department_exists=self._department_exists, audit=self.audit,
+                              adapters=tuple(self.workers))
+
+    def _department_exists(self, code: str) -> bool:
+        return any(d.code == code for d in self.settings.departments) \
+            or self.desk.service.departments.get(code) is not None
+
     def api_state(self) -> ApiState:
-        push = {c.id: c for c in self.settings.connectors
-                if c.enabled and getattr(self.assembly.connectors.get(c.id), "pushes_over_http", False)}
         readiness = {"database": self.store.ping}
         if self.redis_outbox is not None:
             readiness["outbox"] = self.redis_outbox.ping
-        return ApiState(api=self.settings.api, publisher=self.publisher, push_connectors=push,
+        return ApiState(api=self.settings.api, publisher=self.publisher, push_connectors=self.live.push_connectors,
                         departments=self.settings.departments, metrics_exposition=self.metrics.exposition,
-                        readiness=readiness, ops=self.ops,
-                        push_plugins={cid: self.assembly.connectors[cid] for cid in push})
+                        readiness=readiness, ops=self.ops, ops_view=self.ops_view,
+                        push_plugins=self.live.push_plugins, paused_connectors=self.live.paused,
+                        connector_admin=self.connector_admin(),
+                        audit=self.audit, desk=self.desk, principals=ChainedPrincipals(
+                            [SettingsPrincipals(self.settings.api, self.settings.departments), self.stored_principals]))
 
     async def start(self) -> None:
         await asyncio.to_thread(init_schema, self.engine)
+        await asyncio.to_thread(self.desk.service.departments.seed, self.settings.departments)
+        await self.live.seed(self.configured.connectors, self.configured.routing)
         for adapter in self.assembly.adapters.values():
             if (prepare := getattr(adapter, "prepare", None)) is not None:
                 await prepare()
@@ -120,9 +164,13 @@ class Runtime:
             self._spawn("outbox relay", self._relay_forever)
         for worker in self.workers.values():
             self._worker_tasks.append(self._spawn(f"adapter {worker.adapter_id}", worker.run))
-        for connector_id, connector in self.assembly.connectors.items():
-            self._spawn(f"connector {connector_id}", partial(connector.run, self.publisher))
-        log.info("gateway started: %d connectors, %d adapters", len(self.assembly.connectors), len(self.workers))
+        for adapter_id in self.workers:  # targets that check records later and report back (ex_feedback)
+            if (source := getattr(self.assembly.adapters[adapter_id], "feedback_source", lambda: None)()) is not None:
+                intake = FeedbackIntake(adapter_id, source, self.engine, self.calendar)
+                self._spawn(f"feedback {adapter_id}", intake.run)
+        await self.live.start()
+        self._spawn("registry watch", self.live.watch)
+        log.info("gateway started: %d connectors, %d adapters", len(self.live.settings), len(self.workers))
 
     def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         task = asyncio.create_task(supervise(name, run), name=name)
@@ -167,6 +215,7 @@ class Runtime:
                 await asyncio.wait_for(asyncio.shield(asyncio.gather(*self._worker_tasks, return_exceptions=True)),
                                        timeout=self.settings.delivery.shutdown_grace_s)
         self._worker_tasks.clear()
+        await self.live.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

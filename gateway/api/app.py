@@ -11,7 +11,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gateway.api.authz import SettingsPrincipals
-from gateway.api.routes import health, ingest, ops
+from gateway.api.routes import (
+    audit,
+    connectors,
+    dashboard,
+    department_view,
+    departments,
+    health,
+    ingest,
+    keys,
+    mappings,
+    ops,
+    quality,
+)
 from gateway.api.state import ApiState
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -35,5 +47,14 @@ def create_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(health.router)
     app.include_router(ops.router, prefix="/admin")
+    app.include_router(quality.router, prefix="/admin")
+    app.include_router(dashboard.admin_router, prefix="/admin")
+    app.include_router(dashboard.router)
+    app.include_router(departments.router, prefix="/admin")
+    app.include_router(keys.router, prefix="/admin")
+    app.include_router(audit.router, prefix="/admin")
+    app.include_router(department_view.router)
+    app.include_router(connectors.router, prefix="/admin")
+    app.include_router(mappings.router, prefix="/admin")
     return app
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from gateway.api.authz import PrincipalResolver
 from gateway.audit import AuditTrail, NoAudit
+from gateway.connector_admin import ConnectorAdmin
 from gateway.dead_letters import DeadLetterOps
+from gateway.departments import DepartmentDesk
+from gateway.ops_view import OpsView
 from gateway.publisher import Publisher
 from gateway.settings import ApiSettings, ConnectorSettings, DepartmentSettings
 
@@ -28,3 +32,12 @@ class ApiState:
     principals: PrincipalResolver | None = None
     """Resolves bearer tokens to principals (role, department); None: only config tokens, built
     from ``api`` and ``departments`` by ``create_app``."""
+    desk: DepartmentDesk | None = None
+    """Departments, keys, a department's own view and the audit log (None: those routes answer 503)."""
+    ops_view: OpsView | None = None
+    """Readiness with reasons, the dashboard's overview and data quality (None: those routes answer 503)."""
+    paused_connectors: AbstractSet[str] = frozenset()
+    """Ids of paused connectors (the runtime's live set): a push to one answers 503 CONNECTOR_PAUSED.
+    ``push_connectors`` and ``push_plugins`` are live too: connectors come and go without a restart."""
+    connector_admin: ConnectorAdmin | None = None
+    """The connector and mapping registry (None: those routes answer 503)."""

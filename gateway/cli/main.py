@@ -8,6 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
+from gateway.cli.audit_cmd import audit_app
+from gateway.cli.connectors_cmd import connectors_app
+from gateway.cli.departments_cmd import departments_app, register_key_commands
 from gateway.errors import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -18,6 +21,12 @@ dead_letters_app = typer.Typer(no_args_is_help=True, help="Dead letters: list, s
 app.add_typer(dead_letters_app, name="dead-letters")
 rejections_app = typer.Typer(no_args_is_help=True, help="Rejections owned by the departments.")
 app.add_typer(rejections_app, name="rejections")
+data_centre_app = typer.Typer(no_args_is_help=True, help="The data centre's 前置库 (PostgreSQL or SQLite).")
+app.add_typer(data_centre_app, name="data-centre")
+app.add_typer(audit_app, name="audit")
+app.add_typer(connectors_app, name="connectors")
+app.add_typer(departments_app, name="departments")
+register_key_commands(keys_app)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Gateway config YAML.", exists=True, dir_okay=False)
@@ -178,6 +187,27 @@ def rejections_list(config: ConfigOption = None, department: DepartmentOpt = Non
         raise typer.Exit(EXIT_USAGE)
     due = date.fromisoformat(due_before) if due_before else None
     ops_cmd.list_rejections(config, department, status, due, limit)  # type: ignore[arg-type]
+
+
+@data_centre_app.command("migrate")
+def data_centre_migrate(
+    url: Annotated[str, typer.Option("--url", envvar="SGW_DATA_CENTRE_URL",
+                                     help="SQLAlchemy URL of the 前置库, e.g. postgresql://user@host/qzk_jgsjzx.")],
+    db_schema: Annotated[str | None, typer.Option("--schema", help="Schema of the ex_* tables, e.g. qzk.")] = None,
+) -> None:
+    """Create or upgrade the ex_* tables to the head migration (Alembic upgrade head)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from gateway.cli import data_centre_cmd
+
+    try:
+        revision = data_centre_cmd.migrate(url, db_schema)
+    except ConfigError as exc:
+        _fail_config(exc)
+    except DBAPIError as exc:
+        typer.echo(f"migration failed: {str(exc.orig).strip().splitlines()[0] if exc.orig else exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"data centre at revision {revision}")
 
 
 @app.command()

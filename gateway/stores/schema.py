@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     CheckConstraint,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -172,3 +174,141 @@ connector_state = Table(
     PrimaryKeyConstraint("connector", "key"),
 )
 """Per-connector durable state: poll cursors and windows, file row checkpoints (JSON values)."""
+
+# -- departments, their keys, and the audit log (gateway.stores.departments, gateway.stores.audit) --
+
+DEPARTMENT_LEVELS = ("province", "city", "county")
+KEY_ROLES = ("admin", "integrator", "ops", "department", "viewer")
+
+departments = Table(
+    "departments",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("region", String(9), doc="GB/T 2260 division code of the department's area"),
+    Column("level", String(16)),
+    Column("uscc", String(18), doc="the agency's unified social credit code"),
+    Column("contacts", json_type(), nullable=False, doc="[{name, phone, email}]: personal information"),
+    Column("from_config", Integer, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    CheckConstraint(f"level IS NULL OR {_in('level', DEPARTMENT_LEVELS)}", name="level"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", id_type(), primary_key=True, autoincrement=True),
+    Column("key_hash", String(71), nullable=False, doc="'sha256:<hex>' of the key; the key is never stored"),
+    Column("name", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("department", String(64)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("expires_at", UtcDateTime(), doc="set when rotated with a grace period"),
+    Column("revoked_at", UtcDateTime()),
+    Column("replaced_by", BigInteger().with_variant(Integer(), "sqlite")),
+    UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
+    CheckConstraint(_in("role", KEY_ROLES), name="role"),
+    Index("ix_api_keys_department", "department"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("before", Text, doc="canonical JSON (the hashed text itself)"),
+    Column("after", Text, doc="canonical JSON (the hashed text itself)"),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_actor", "actor", "seq"),
+    Index("ix_audit_log_target", "target", "seq"),
+    Index("ix_audit_log_at", "at"),
+)
+"""Append-only and hash-chained: ``hash`` = SHA-256 of the canonical entry and ``prev_hash``.
+Triggers refuse UPDATE and DELETE; the chain shows what someone who dropped them changed."""
+
+
+def _audit_log_append_only() -> None:
+    refuse = "audit_log is append-only"
+    for op in ("UPDATE", "DELETE"):
+        event.listen(audit_log, "after_create", DDL(  # type: ignore[no-untyped-call]
+            f"CREATE TRIGGER tg_audit_log_no_{op.lower()} BEFORE {op} ON audit_log "
+            f"BEGIN SELECT RAISE(ABORT, '{refuse}'); END").execute_if(dialect="sqlite"))
+    event.listen(audit_log, "after_create", DDL(  # type: ignore[no-untyped-call]
+        "CREATE OR REPLACE FUNCTION sgw_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN RAISE EXCEPTION '{refuse} (%% refused)', TG_OP; END; $$").execute_if(dialect="postgresql"))
+    event.listen(audit_log, "after_create", DDL(  # type: ignore[no-untyped-call]
+        "CREATE TRIGGER tg_audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION sgw_audit_append_only()").execute_if(dialect="postgresql"))
+
+
+_audit_log_append_only()
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+"""One row: the chain's last seq and hash. Writers lock it (the chain is serialised on it), and
+``verify`` compares it with the last entry, so removing entries from the end is detected too."""
+
+# -- the connector and mapping registry (gateway.stores.registry) --
+
+REGISTRY_ORIGINS = ("config", "api", "apply")
+
+registry_connectors = Table(
+    "registry_connectors",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("department", String(64)),
+    Column("enabled", Integer, nullable=False, server_default="1"),
+    Column("paused", Integer, nullable=False, server_default="0"),
+    Column("deleted", Integer, nullable=False, server_default="0", doc="a tombstone: deleted through the API"),
+    Column("config", json_type(), nullable=False, doc="the connector's settings, as in the config file"),
+    Column("version", Integer, nullable=False),
+    Column("origin", String(16), nullable=False, doc="who last set it: config (seeded), api or apply"),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    CheckConstraint(_in("origin", REGISTRY_ORIGINS), name="origin"),
+)
+
+registry_mapping_versions = Table(
+    "registry_mapping_versions",
+    metadata,
+    Column("name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("spec", Text, nullable=False, doc="the mapping's YAML text, as written"),
+    Column("origin", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    PrimaryKeyConstraint("name", "version"),
+    CheckConstraint(_in("origin", REGISTRY_ORIGINS), name="origin"),
+)
+"""Every version is kept; the highest is current."""
+
+registry_routing = Table(
+    "registry_routing",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("routes", json_type(), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+)
+
+registry_revision = Table(
+    "registry_revision",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("revision", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+)
+"""One row, bumped by every registry change: running instances poll it to pick changes up."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
@@ -16,13 +18,20 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Stores and dependencies answer")
+@router.get("/readyz", summary="Stores, the MQTT broker and the targets' circuits",
+            description="200 while the stores answer and no MQTT connector has lost its broker; a target whose "
+                        "circuit is open makes the status 'degraded' (still ready: the outbox keeps its records). "
+                        "503 otherwise, with every check and its reason in the body.")
 async def readyz(state: StateDep) -> JSONResponse:
-    checks = {name: check() for name, check in state.readiness.items()}
-    ready = all(checks.values())
-    return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, "checks": checks})
+    if state.ops_view is not None:
+        body = await asyncio.to_thread(state.ops_view.readiness)
+    else:
+        checks = {name: {"ok": check()} for name, check in state.readiness.items()}
+        ready = all(c["ok"] for c in checks.values())
+        body = {"ready": ready, "status": "ok" if ready else "unavailable", "checks": checks}
+    return JSONResponse(status_code=200 if body["ready"] else 503, content=body)
 
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(state: StateDep) -> Response:
-    return Response(content=state.metrics_exposition(), media_type=CONTENT_TYPE)
+    return Response(content=await asyncio.to_thread(state.metrics_exposition), media_type=CONTENT_TYPE)
