@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import typer
 import uvicorn
+from pydantic import SecretStr
 from sqlalchemy import create_engine, func, inspect, select, table
 
 from gateway.cli.run_cmd import build_app
@@ -30,7 +32,7 @@ def repository_root() -> Path:
     raise typer.BadParameter("cannot find config/demo.yaml: run `sgw demo` from the repository")
 
 
-def demo_settings(root: Path, workdir: Path, port: int) -> Settings:
+def demo_settings(root: Path, workdir: Path, port: int, admin_token: str | None = None) -> Settings:
     settings = load_settings(root / "config" / "demo.yaml")
     adapters = tuple(
         a.model_copy(update={"options": {**a.options, "url": f"sqlite:///{workdir / 'datacentre.sqlite'}"}})
@@ -39,7 +41,8 @@ def demo_settings(root: Path, workdir: Path, port: int) -> Settings:
     )
     return settings.model_copy(update={
         "stores": settings.stores.model_copy(update={"database_url": f"sqlite:///{workdir / 'gateway.sqlite'}"}),
-        "api": settings.api.model_copy(update={"port": port}),
+        "api": settings.api.model_copy(update={
+            "port": port, "admin_token": SecretStr(admin_token) if admin_token else settings.api.admin_token}),
         "adapters": adapters,
     })
 
@@ -82,6 +85,9 @@ def _print_summary(runtime: Runtime, push: dict[str, Any], workdir: Path, adapte
                    f"{first.get('location')}  {first.get('message_zh')}")
     typer.echo("where to look:")
     typer.echo(f"  API and OpenAPI:   http://127.0.0.1:{port}/docs   (metrics: /metrics)")
+    if runtime.settings.api.admin_token is not None:
+        typer.echo(f"  ops dashboard:     http://127.0.0.1:{port}/dashboard/   token for this run: "
+                   f"{runtime.settings.api.admin_token.get_secret_value()}")
     typer.echo(f"  gateway store:     sqlite3 {workdir / 'gateway.sqlite'}  (rejections, journeys, outbox)")
     typer.echo(f"  data centre:       sqlite3 {workdir / 'datacentre.sqlite'}  (ex_* tables)")
     typer.echo(f"  push a record:     curl -X POST -H 'X-API-Key: {DEMO_KEY}' -H 'Content-Type: application/json' "
@@ -120,4 +126,4 @@ def demo(workdir: Path, *, once: bool, port: int) -> None:
     shutil.rmtree(workdir, ignore_errors=True)  # every demo starts from empty stores
     workdir.mkdir(parents=True)
     configure_logging("WARNING", json_format=False)
-    asyncio.run(_demo(demo_settings(root, workdir, port), workdir, once=once))
+    asyncio.run(_demo(demo_settings(root, workdir, port, admin_token=secrets.token_urlsafe(18)), workdir, once=once))
