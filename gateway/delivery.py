@@ -152,10 +152,9 @@ class DeliveryWorker:
         if len(items) >= self._batch_size and self.breaker.state == "closed" and not self._stopping:
             self._next = asyncio.create_task(asyncio.to_thread(
                 self._ledger.claim, self.adapter_id, self._batch_size, datetime.now(UTC)))
-        batch = [OutboundRecord(record_id=i.record_id, kind=i.kind, record=i.payload, department=i.department)
-                 for i in items]
+        items = _again_first(items)
         try:
-            raw = await self._deliver(batch)
+            raw = await self._deliver_claimed(items)
         except asyncio.CancelledError:
             await self._give_back(items)
             await self._return_prefetched()
@@ -163,10 +162,11 @@ class DeliveryWorker:
         done = datetime.now(UTC)
         results = [self._final(i, r, done) for i, r in zip(items, raw, strict=True)]
         self._update_breaker(raw)
-        await asyncio.to_thread(self._ledger.settle, self.adapter_id, items, results, done, self._retry_at)
+        await asyncio.to_thread(self._ledger.settle, self.adapter_id, items, results, done,
+                                self._retry_at_for(items))
         for item, result in zip(items, results, strict=True):
             latency = (done - item.enqueued_at).total_seconds() if result.status == "delivered" else None
-            self._hooks.delivery_result(self.adapter_id, item.kind, result.status, latency)
+            self._hooks.delivery_result(self.adapter_id, item.kind, result.status, latency, department=item.department)
         return len(items)
 
     async def _take_prefetched(self, limit: int) -> Sequence[OutboxItemLike] | None:
@@ -208,10 +208,39 @@ class DeliveryWorker:
         else:
             self.breaker.record_success()
 
-    def _retry_at(self, item: OutboxItemLike, result: DeliveryResult) -> datetime:
-        return self._policy.next_attempt(item.attempts, datetime.now(UTC), result.retry_after_s)
+    def _retry_at_for(self, items: Sequence[OutboxItemLike]) -> Callable[[OutboxItemLike, DeliveryResult], datetime]:
+        """One backoff draw for the whole batch: its records come due again together, are claimed
+        together and sent as the same batch again, which a target that deduplicates by batch (the
+        national platform's batch_id) answers as a replay if the lost attempt had got through."""
+        now = datetime.now(UTC)
+        attempts = max((i.attempts for i in items), default=1)
+        at = self._policy.next_attempt(attempts, now, None)
+
+        def retry_at(_item: OutboxItemLike, result: DeliveryResult) -> datetime:
+            if result.retry_after_s is None:
+                return at
+            return max(at, now + timedelta(seconds=result.retry_after_s))
+
+        return retry_at
+
+    async def _deliver_claimed(self, items: Sequence[OutboxItemLike]) -> list[DeliveryResult]:
+        """Records on a further attempt (retried, or reclaimed from a crashed worker) travel apart
+        from first attempts: they then make up the batch they were sent in before (see
+        ``_retry_at_for``), so the target can recognise a batch it already has."""
+        split = next((n for n, i in enumerate(items) if i.attempts <= 1), len(items))
+        parts = [part for part in (items[:split], items[split:]) if part]
+        results: list[DeliveryResult] = []
+        for part in parts:
+            results.extend(await self._deliver([OutboundRecord(record_id=i.record_id, kind=i.kind, record=i.payload,
+                                                               department=i.department) for i in part]))
+        return results
 
     async def _deliver(self, batch: list[OutboundRecord]) -> list[DeliveryResult]:
+        """The adapter's result per record. A batch the target refused as a whole for what it holds
+        (every record failed with one and the same error, e.g. a schema 400 caused by one record) is
+        split in halves and each sent again, down to single records: a poison record ends in dead
+        letters alone instead of taking the good ones with it. A target-wide error (an exception:
+        unavailable, refused credentials) is not split: every record would fail the same way."""
         try:
             results = list(await self._adapter.deliver(batch))
         except TransientError as exc:
@@ -222,9 +251,15 @@ class DeliveryWorker:
             log.error("%s: permanent failure: %s", self.adapter_id, exc)
             return [DeliveryResult(record_id=r.record_id, status="failed", message=str(exc)) for r in batch]
         by_id = {r.record_id: r for r in results}
-        return [by_id.get(r.record_id) or DeliveryResult(record_id=r.record_id, status="retry",
-                                                         message="no result from the adapter")
-                for r in batch]
+        ordered = [by_id.get(r.record_id) or DeliveryResult(record_id=r.record_id, status="retry",
+                                                            message="no result from the adapter")
+                   for r in batch]
+        if len(batch) > 1 and _refused_as_a_whole(ordered):
+            log.warning("%s: a batch of %d refused as a whole (%s); sending it in halves to find the records",
+                        self.adapter_id, len(batch), ordered[0].code)
+            half = len(batch) // 2
+            return [*await self._deliver(batch[:half]), *await self._deliver(batch[half:])]
+        return ordered
 
     def _final(self, item: OutboxItemLike, result: DeliveryResult, now: datetime) -> DeliveryResult:
         """A retry past the last allowed attempt or age is a failure: the record goes to dead letters."""
@@ -235,3 +270,17 @@ class DeliveryWorker:
             return result
         return DeliveryResult(record_id=result.record_id, status="failed", code=result.code,
                               message=f"{reason}: {result.message}")
+
+
+def _refused_as_a_whole(results: Sequence[DeliveryResult]) -> bool:
+    first = results[0]
+    return all(r.status == "failed" and (r.code, r.message) == (first.code, first.message) for r in results)
+
+
+def _again_first(items: Sequence[OutboxItemLike]) -> Sequence[OutboxItemLike]:
+    """Records on a further attempt first, each group in claim order (one version per key per claim,
+    so no key's order changes)."""
+    again = [i for i in items if i.attempts > 1]
+    if not again or len(again) == len(items):
+        return items
+    return [*again, *(i for i in items if i.attempts <= 1)]

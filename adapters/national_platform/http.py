@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+import orjson
 
 
 def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
@@ -27,7 +28,7 @@ def retry_after_s(value: str | None, now: datetime | None = None) -> float | Non
 def json_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object, or {} when it is not one (an error page from a proxy, say)."""
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:  # a ValueError; invalid UTF-8 included
         return {}
     return value if isinstance(value, dict) else {}

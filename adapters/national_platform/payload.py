@@ -2,7 +2,10 @@
 
 Records go as they are (identity mapping: the standard's names and formats), without ``ext`` and
 without absent (None) fields. The body is compact UTF-8 JSON; each record is encoded once, so a
-batch's size is known before it is assembled and a 413 split re-uses the encodings.
+batch's size is known before it is assembled and a 413 split re-uses the encodings. Encoded by
+orjson (several times faster than ``json``); a value orjson refuses (an integer beyond 64 bits, a
+non-string key) falls back to ``json``. The signature is computed over the bytes sent, whichever
+encoder made them.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 MAX_RECORDS = 500
 MAX_BODY_BYTES = 5_242_880
@@ -23,11 +28,15 @@ def platform_record(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def encode_record(record: Mapping[str, Any]) -> bytes:
-    return json.dumps(platform_record(record), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    fields = platform_record(record)
+    try:
+        return orjson.dumps(fields)
+    except TypeError:  # orjson.JSONEncodeError: out-of-range integer, non-str key, ...
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def encode_body(batch_id: str, records: Sequence[bytes]) -> bytes:
-    head = json.dumps(batch_id, ensure_ascii=False).encode("utf-8")
+    head = orjson.dumps(batch_id)
     return b'{"batch_id":' + head + b',"records":[' + b",".join(records) + b"]}"
 
 
