@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, Engine, Index, cast, func, select, text, true
+from sqlalchemy import Date, Engine, cast, func, select, text, true
 from sqlalchemy.engine import Connection
 
 from gateway.backlog import Backlog
@@ -39,14 +39,7 @@ REPORTING_WORKING_DAYS = 7
 DECISION_DATE_FIELDS = {"penalty": "decided_at", "credit_penalty": "decided_on", "credit_license": "decided_on"}
 NO_DEPARTMENT = ""
 BY_COLUMNS = (text("1"), text("2"), text("3"))
-DUPLICATE_STEP_LITERAL = text("journeys.event = 'duplicate'")  # a literal, as the partial index's predicate
-
-# The period queries need these; they belong in schema.py (asked of the lead).
-Index("ix_accepted_records_department", accepted_records.c.department, accepted_records.c.accepted_at)
-Index("ix_rejections_rejected_at", rejections.c.department, rejections.c.rejected_at)
-# Partial: only duplicate steps get an entry, so the ingest path (several journey rows per record) pays nothing.
-_DUPLICATE_STEP = journeys.c.event == "duplicate"
-Index("ix_journeys_duplicates", journeys.c.at, sqlite_where=_DUPLICATE_STEP, postgresql_where=_DUPLICATE_STEP)
+DUPLICATE_STEP_LITERAL = text("journeys.event = 'duplicate'")  # a literal, as ix_journeys_duplicates' predicate
 
 CODE_LABELS_ZH = {
     "KIND_UNKNOWN": "记录类型不存在", "VERSION_UNSUPPORTED": "标准版本不支持", "UNKNOWN_FIELD": "未定义的字段",

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.cli.audit_cmd import audit_app
+from gateway.cli.db_cmd import db_app
 from gateway.cli.connectors_cmd import connectors_app
 from gateway.cli.departments_cmd import departments_app, register_key_commands
 from gateway.errors import ConfigError
@@ -24,6 +25,7 @@ app.add_typer(rejections_app, name="rejections")
 data_centre_app = typer.Typer(no_args_is_help=True, help="The data centre's 前置库 (PostgreSQL or SQLite).")
 app.add_typer(data_centre_app, name="data-centre")
 app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(departments_app, name="departments")
 register_key_commands(keys_app)

@@ -22,7 +22,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from gateway.errors import ConfigError, StoreUnavailable
-from gateway.stores.schema import metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY_OPTION = "sgw_read_only"
@@ -134,9 +133,12 @@ def bound_wal(engine: Engine) -> None:
 
 
 def init_schema(engine: Engine) -> None:
-    """Create the stores' tables that do not exist yet (Alembic takes over migrations later)."""
-    with translate_errors("creating the store tables"):
-        metadata.create_all(engine)
+    """Bring the stores' tables to the latest Alembic revision (``gateway.stores.migrations``);
+    a database made by the former ``create_all`` is adopted. Blocking: call it off the event loop."""
+    from gateway.stores.migrations import upgrade  # alembic is imported only when a store is opened
+
+    with translate_errors("migrating the store tables"):
+        upgrade(engine)
 
 
 @contextmanager

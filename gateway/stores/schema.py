@@ -102,6 +102,7 @@ rejections = Table(
     Index("ix_rejections_key", "kind", "business_key_hash", "status"),
     Index("ix_rejections_department", "department", "status", "due_on"),
     Index("ix_rejections_due", "status", "due_on"),
+    Index("ix_rejections_rejected_at", "department", "rejected_at"),  # quality: rejections of a period
 )
 
 journeys = Table(
@@ -117,6 +118,10 @@ journeys = Table(
     Index("ix_journeys_record", "record_id", "at"),
     Index("ix_journeys_envelope", "envelope_id"),
 )
+# Partial: only duplicate steps get an entry, so the ingest path (several journey rows per record)
+# pays nothing; the quality figures count the duplicates of a period with it.
+_DUPLICATE_STEP = journeys.c.event == "duplicate"
+Index("ix_journeys_duplicates", journeys.c.at, sqlite_where=_DUPLICATE_STEP, postgresql_where=_DUPLICATE_STEP)
 
 accepted_records = Table(
     "accepted_records",
@@ -132,6 +137,7 @@ accepted_records = Table(
     Column("record", json_type(), nullable=False),
     Column("accepted_at", UtcDateTime(), nullable=False),
     Index("ix_accepted_records_key", "kind", "business_key_hash", "accepted_at"),
+    Index("ix_accepted_records_department", "department", "accepted_at"),  # quality: a period's records
 )
 
 outbox = Table(
