@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from gateway.cli.audit_cmd import audit_app
-from gateway.cli.db_cmd import db_app
 from gateway.cli.connectors_cmd import connectors_app
+from gateway.cli.db_cmd import db_app
 from gateway.cli.departments_cmd import departments_app, register_key_commands
 from gateway.errors import ConfigError
 

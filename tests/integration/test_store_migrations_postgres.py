@@ -58,7 +58,7 @@ def test_instances_starting_together_both_end_at_head(schema: str) -> None:
     def start(engine: Engine) -> None:
         try:
             results.append(migrations.upgrade(engine))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=start, args=(e,)) for e in engines]
