@@ -26,7 +26,8 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from adapters.base import DeliveryResult, OutboundRecord
-from adapters.national_platform.http import json_object, retry_after_s
+from adapters.national_platform.http import json_object
+from gateway.errors import retry_after_s
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MIN_CLOSING_TEXT = 20

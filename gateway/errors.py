@@ -17,6 +17,8 @@ Plugins translate their library's exceptions into these at their edge, with ``ra
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 
 class GatewayError(Exception):
@@ -37,6 +39,23 @@ class TransientError(GatewayError):
     def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), for
+    ``TransientError.retry_after_s``; None when absent or unreadable. Sources and targets share it."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class StoreUnavailable(TransientError):

@@ -25,8 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from adapters.base import DeliveryResult, DeliveryStatus, OutboundRecord
 from adapters.credit_exchange.fields import ITEMS, FieldError, render_fields
 from adapters.credit_exchange.message import Answer, Header, RecordXml, build_request, parse_answer
-from adapters.national_platform.http import retry_after_s
-from gateway.errors import GatewayError, TargetRejected, TargetUnavailable
+from gateway.errors import GatewayError, TargetRejected, TargetUnavailable, retry_after_s
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_RECORDS = 1000

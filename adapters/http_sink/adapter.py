@@ -26,8 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from adapters.base import DeliveryResult, OutboundRecord
 from adapters.http_sink.projection import ProjectionError, Rule, compile_projection
-from adapters.national_platform.http import retry_after_s
-from gateway.errors import GatewayError, TargetRejected, TargetUnavailable
+from gateway.errors import GatewayError, TargetRejected, TargetUnavailable, retry_after_s
 
 _TRANSIENT = frozenset({408, 429})
 

@@ -25,7 +25,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from adapters.base import DeliveryResult, OutboundRecord
-from adapters.national_platform.http import json_object, retry_after_s
+from adapters.national_platform.http import json_object
 from adapters.national_platform.payload import (
     MAX_BODY_BYTES,
     MAX_RECORDS,
@@ -36,7 +36,7 @@ from adapters.national_platform.payload import (
     plan,
 )
 from adapters.national_platform.signing import BATCH_PATH, SignatureMethod, new_nonce, signed_headers
-from gateway.errors import GatewayError, TargetRejected, TargetUnavailable
+from gateway.errors import GatewayError, TargetRejected, TargetUnavailable, retry_after_s
 
 _RESIGN_CODES = frozenset({"40101", "40102"})
 

@@ -1,28 +1,11 @@
-"""HTTP helpers shared by the outbound adapters: Retry-After and a JSON body read defensively."""
+"""HTTP helper shared by the outbound adapters: a JSON body read defensively (Retry-After is
+``gateway.errors.retry_after_s``)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import orjson
-
-
-def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None when absent or bad."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
 def json_object(body: bytes) -> dict[str, Any]:

@@ -15,9 +15,8 @@ from typing import Any
 
 import aiohttp
 
-from connectors.rest.limits import retry_after_s
 from connectors.rest.profile import BodyStatusProfile, get_path
-from gateway.errors import PermanentError, SourceUnavailable
+from gateway.errors import PermanentError, SourceUnavailable, retry_after_s
 
 DEFAULT_RATE_LIMIT_WAIT_S = 1.0
 

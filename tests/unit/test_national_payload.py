@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from adapters.national_platform.http import json_object, retry_after_s
+from adapters.national_platform.http import json_object
 from adapters.national_platform.payload import (
     Encoded,
     batch_id_for,
@@ -15,6 +15,7 @@ from adapters.national_platform.payload import (
     plan,
     platform_record,
 )
+from gateway.errors import retry_after_s
 
 
 def encoded(n: int, size: int) -> list[Encoded]:

@@ -8,11 +8,11 @@ import pytest
 
 from connectors.base import ConnectorContext
 from connectors.rest.client import Answer, CursorExpired, RateLimited, TokenRejected, page_of
-from connectors.rest.limits import Backoff, TokenBucket, retry_after_s
+from connectors.rest.limits import Backoff, TokenBucket
 from connectors.rest.paging import Pager, PollState
 from connectors.rest.profile import BodyStatusProfile, builtin_profile, builtin_profile_names
 from connectors.rest_poll import RestPollConnector
-from gateway.errors import ConfigError, PermanentError, SourceUnavailable
+from gateway.errors import ConfigError, PermanentError, SourceUnavailable, retry_after_s
 
 CST = datetime.fromisoformat("2025-06-11T08:00:00+08:00").tzinfo
 
