@@ -4,14 +4,12 @@ several pooled connections."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from sqlalchemy import Engine
 
-from gateway.stores.db import create_engine_for, init_schema
+from tests.pg import gateway_engine
 from tests.unit.test_audit_log import (  # noqa: F401  (run here on PostgreSQL)
     test_a_changed_row_is_found_at_its_seq,
     test_a_deleted_row_is_found,
@@ -33,17 +31,9 @@ from tests.unit.test_stored_principals import (  # noqa: F401
 )
 
 pytestmark = pytest.mark.integration
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
 def engine() -> Iterator[Engine]:
-    schema = f"sgw_audit_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}".encode())
-    engine = create_engine_for(f"{SERVER}?options=-csearch_path%3D{schema}")
-    init_schema(engine)
-    yield engine
-    engine.dispose()
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+    with gateway_engine("sgw_audit") as engine:
+        yield engine

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
-from gateway.stores.db import create_engine_for, init_schema
 from gateway.stores.registry import SqlRegistry
+from tests.pg import gateway_engine
 from tests.unit.test_registry_store import (  # noqa: F401  (run here on PostgreSQL)
     test_a_connector_deleted_through_the_api_stays_deleted_and_one_gone_from_the_file_goes,
     test_apply_puts_mappings_and_connectors_and_removes_the_others_in_one_go,
@@ -20,17 +18,9 @@ from tests.unit.test_registry_store import (  # noqa: F401  (run here on Postgre
 )
 
 pytestmark = pytest.mark.integration
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
 def registry() -> Iterator[SqlRegistry]:
-    schema = f"sgw_registry_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}".encode())
-    engine = create_engine_for(f"{SERVER}?options=-csearch_path%3D{schema}")
-    init_schema(engine)
-    yield SqlRegistry(engine)
-    engine.dispose()
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+    with gateway_engine("sgw_registry") as engine:
+        yield SqlRegistry(engine)

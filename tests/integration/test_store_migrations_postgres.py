@@ -4,10 +4,8 @@ the metadata's tables and indexes; instances starting together migrate one after
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -17,24 +15,20 @@ import gateway.stores.outbox  # noqa: F401  (declares the outbox indexes on the 
 from gateway.stores import migrations
 from gateway.stores.db import create_engine_for
 from gateway.stores.schema import metadata
+from tests.pg import fresh_schema, schema_url
 
 pytestmark = pytest.mark.integration
 
-SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
 def schema() -> Iterator[str]:
-    name = f"sgw_mig_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {name}".encode())
-    yield name
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {name} CASCADE".encode())
+    with fresh_schema("sgw_mig") as name:
+        yield name
 
 
 def _engine(schema: str) -> Engine:
-    return create_engine_for(f"{SERVER}?options=-csearch_path%3D{schema}")
+    return create_engine_for(schema_url(schema))
 
 
 def test_an_empty_schema_upgraded_matches_the_metadata(schema: str) -> None:

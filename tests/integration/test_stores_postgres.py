@@ -7,7 +7,6 @@ compared column by column, samples/rows.sql inserted into our tables, the append
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
@@ -20,6 +19,7 @@ from sqlalchemy import Engine
 from adapters.data_centre import DataCentreAdapter, DataCentreConfig, exchange_tables
 from adapters.data_centre.schema import VERSION_TABLE, current_revision, head_revision, migrate
 from gateway.stores import SqlBatchSequence, create_engine_for, init_schema
+from tests.pg import SERVER, execute, fresh_schema, schema_url
 from tests.unit.test_data_centre import (  # noqa: F401  (fixtures and tests run here on PostgreSQL)
     DDL,
     NOW,
@@ -61,29 +61,15 @@ from tests.unit.test_stores import (  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _execute(sql: str) -> None:
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(sql.encode())  # bytes: several statements, no parameters
-
-
 @pytest.fixture
 def schema() -> Iterator[str]:
-    name = f"sgw_test_{uuid.uuid4().hex[:12]}"
-    _execute(f"CREATE SCHEMA {name}")
-    yield name
-    _execute(f"DROP SCHEMA {name} CASCADE")
-
-
-def _url(schema: str) -> str:
-    return f"{SERVER}?options=-csearch_path%3D{schema}"
+    with fresh_schema("sgw_test") as name:
+        yield name
 
 
 @pytest.fixture
 def engine(schema: str) -> Iterator[Engine]:
-    engine = create_engine_for(_url(schema))
+    engine = create_engine_for(schema_url(schema))
     init_schema(engine)
     yield engine
     engine.dispose()
@@ -91,7 +77,7 @@ def engine(schema: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def target_url(schema: str) -> str:
-    return _url(schema)
+    return schema_url(schema)
 
 
 @pytest.fixture
@@ -124,7 +110,7 @@ def test_the_migrated_tables_match_ddl_sql_in_postgresql(schema: str) -> None:
     """The 前置库 as the Alembic migrations make it (the adapter's ``prepare()``) against ddl.sql:
     every column with its type, nullability and default, every index, check and trigger."""
     reference = f"{schema}_ref"
-    _execute(DDL.read_text(encoding="utf-8").replace("qzk", reference))
+    execute(DDL.read_text(encoding="utf-8").replace("qzk", reference))
     try:
         engine = create_engine_for(SERVER)
         assert migrate(engine, schema) == head_revision()
@@ -132,7 +118,7 @@ def test_the_migrated_tables_match_ddl_sql_in_postgresql(schema: str) -> None:
         ours_columns, ours_names = _catalog(schema)
         ref_columns, ref_names = _catalog(reference)
     finally:
-        _execute(f"DROP SCHEMA {reference} CASCADE")
+        execute(f"DROP SCHEMA {reference} CASCADE")
     ours_columns = [c for c in ours_columns if c[0] not in ("cd_batch_sequences", VERSION_TABLE)]
     assert len(ref_columns) == 484
     assert ours_columns == ref_columns
@@ -141,30 +127,31 @@ def test_the_migrated_tables_match_ddl_sql_in_postgresql(schema: str) -> None:
 
 async def test_prepare_migrates_once_and_a_ddl_sql_schema_is_adopted(schema: str) -> None:
     """``prepare()`` runs ``upgrade head`` (twice is a no-op); a 前置库 loaded from ddl.sql is adopted."""
-    migrating = DataCentreAdapter(DataCentreConfig(url=SecretStr(_url(schema)), db_schema=schema, create_tables=True))
+    migrating = DataCentreAdapter(DataCentreConfig(url=SecretStr(schema_url(schema)), db_schema=schema,
+                                                   create_tables=True))
     await migrating.prepare()
     await migrating.prepare()
     await migrating.close()
     engine = create_engine_for(SERVER)
     assert current_revision(engine, schema) == head_revision()
     adopted = f"{schema}_ddl"
-    _execute(DDL.read_text(encoding="utf-8").replace("qzk", adopted))
+    execute(DDL.read_text(encoding="utf-8").replace("qzk", adopted))
     try:
         assert migrate(engine, adopted) == head_revision()
     finally:
         engine.dispose()
-        _execute(f"DROP SCHEMA {adopted} CASCADE")
+        execute(f"DROP SCHEMA {adopted} CASCADE")
 
 
 def test_sample_rows_sql_loads_into_our_tables_and_they_are_append_only(schema: str, target: Engine) -> None:
     exchange_tables().metadata.create_all(target)
     rows_sql = ROWS.read_text(encoding="utf-8")
-    _execute(rows_sql.replace("SET search_path TO qzk;", f"SET search_path TO {schema};"))
+    execute(rows_sql.replace("SET search_path TO qzk;", f"SET search_path TO {schema};"))
     assert [r["cd_operation"] for r in rows_of(target, "penalty")] == ["i", "i", "u", "d"]
     with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
-        _execute(f"UPDATE {schema}.ex_penalty SET cd_operation = 'u'")
+        execute(f"UPDATE {schema}.ex_penalty SET cd_operation = 'u'")
     with pytest.raises(psycopg.errors.CheckViolation):
-        _execute(f"INSERT INTO {schema}.ex_feedback (cd_id, table_name, status) "
+        execute(f"INSERT INTO {schema}.ex_feedback (cd_id, table_name, status) "
                  "VALUES ('x', 'ex_penalty', 'rejected')")  # a rejection needs its error code
 
 
