@@ -3,7 +3,7 @@ what ingest did with its records, for the connector's live status and for the me
 
 ``ConnectorTelemetryTable`` holds one ``RuntimeTelemetry`` per connector; it is what the runtime
 passes in ``ConnectorContext.telemetry``. Each report is kept for the status and forwarded to the
-hooks (``connector_event``, ``connector_gauge``, ``connector_state``) when the hooks have them.
+hooks (``connector_event``, ``connector_gauge``, ``connector_state``).
 ``CountingHooks`` wraps the publisher's hooks to count records per connector on the way.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.hooks import Hooks
+from gateway.hooks import Hooks, NoHooks
 
 # Connector-reported states in which a connector is not taking input.
 _DOWN_STATES = ("connecting", "reconnecting", "disconnected", "stopped", "failed", "error", "waiting")
@@ -58,20 +58,15 @@ class RuntimeTelemetry:
 
     def __init__(self, connector: str, hooks: Hooks | None = None) -> None:
         self.status = ConnectorStatus(connector)
-        self._hooks = hooks
-
-    def _hook(self, name: str, *args: Any) -> None:
-        hook = getattr(self._hooks, name, None)  # optional: hooks without it simply miss the event
-        if hook is not None:
-            hook(self.status.connector, *args)
+        self._hooks: Hooks = hooks or NoHooks()
 
     def count(self, name: str, n: int = 1) -> None:
         self.status.counters[name] = self.status.counters.get(name, 0) + n
-        self._hook("connector_event", name, n)
+        self._hooks.connector_event(self.status.connector, name, n)
 
     def gauge(self, name: str, value: float, key: str | None = None) -> None:
         self.status.gauges[name if key is None else f"{name}:{key}"] = value
-        self._hook("connector_gauge", name, value, key)
+        self._hooks.connector_gauge(self.status.connector, name, value, key)
 
     def state(self, state: str, detail: str | None = None) -> None:
         self.status.state = state
@@ -97,7 +92,7 @@ class RuntimeTelemetry:
         return self.status.runtime_state == "running" and not reported.startswith(_DOWN_STATES)
 
     def _publish_up(self) -> None:
-        self._hook("connector_state", self.up, self.status.last_record_at)
+        self._hooks.connector_state(self.status.connector, self.up, self.status.last_record_at)
 
     def envelope(self) -> None:
         self.status.envelopes += 1
@@ -130,9 +125,6 @@ class CountingHooks:
     def __init__(self, inner: Hooks, table: ConnectorTelemetryTable) -> None:
         self._inner = inner
         self._table = table
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)  # hooks added later pass straight through
 
     def envelope_received(self, connector: str) -> None:
         self._table.get(connector).envelope()
