@@ -162,15 +162,22 @@ class Runtime:
         if self.redis_outbox is not None:
             await self._relay_once()
             self._spawn("outbox relay", self._relay_forever)
+        if "delivery" in self.settings.roles:
+            self._start_delivery()
+        if "ingest" in self.settings.roles:
+            await self.live.start()
+            self._spawn("registry watch", self.live.watch)
+        log.info("gateway started (%s): %d connectors, %d adapters", "+".join(self.settings.roles),
+                 len(self.live.settings) if "ingest" in self.settings.roles else 0,
+                 len(self.workers) if "delivery" in self.settings.roles else 0)
+
+    def _start_delivery(self) -> None:
         for worker in self.workers.values():
             self._worker_tasks.append(self._spawn(f"adapter {worker.adapter_id}", worker.run))
         for adapter_id in self.workers:  # targets that check records later and report back (ex_feedback)
             if (source := getattr(self.assembly.adapters[adapter_id], "feedback_source", lambda: None)()) is not None:
                 intake = FeedbackIntake(adapter_id, source, self.engine, self.calendar)
                 self._spawn(f"feedback {adapter_id}", intake.run)
-        await self.live.start()
-        self._spawn("registry watch", self.live.watch)
-        log.info("gateway started: %d connectors, %d adapters", len(self.live.settings), len(self.workers))
 
     def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         task = asyncio.create_task(supervise(name, run), name=name)

@@ -145,6 +145,9 @@ class LoggingSettings(_Strict):
     json_format: bool = True
 
 
+Role = Literal["ingest", "delivery"]
+
+
 class Settings(_Strict):
     mappings_dir: Path = Path("config/mappings")
     stores: StoresSettings = StoresSettings()
@@ -157,6 +160,18 @@ class Settings(_Strict):
     connectors: tuple[ConnectorSettings, ...] = ()
     adapters: tuple[AdapterSettings, ...] = ()
     routing: tuple[RouteSettings, ...] = ()
+    roles: tuple[Role, ...] = Field(default=("ingest", "delivery"), min_length=1, description=(
+        "What this instance runs: 'ingest' (connectors) and/or 'delivery' (the adapters' workers and "
+        "target feedback). Instances of one role scale apart: e.g. two ingest instances sharing MQTT "
+        "and a delivery instance, all on one Redis outbox. A comma-separated string is accepted "
+        "(SGW_ROLES=delivery)."))
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles_from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
@@ -190,6 +205,15 @@ class Settings(_Strict):
             if "*" in route.kinds or kind in route.kinds:
                 out.extend(a for a in route.adapters if a in enabled and a not in out)
         return tuple(out)
+
+
+def with_roles(settings: Settings, roles: tuple[str, ...]) -> Settings:
+    """``settings`` running only ``roles`` (from the command line), validated as the file's would be."""
+    try:
+        checked = Settings.model_validate({"roles": roles}).roles
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, "--role")) from exc
+    return settings.model_copy(update={"roles": checked})
 
 
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:

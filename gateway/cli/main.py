@@ -86,12 +86,17 @@ def check(config: ConfigOption = None) -> None:
 
 
 @app.command()
-def run(config: ConfigOption = None) -> None:
+def run(
+    config: ConfigOption = None,
+    role: Annotated[list[str] | None, typer.Option(
+        "--role", help="Run only this part (ingest: connectors; delivery: adapters' workers); repeatable. "
+                       "Default: the config's roles (both).")] = None,
+) -> None:
     """Run the gateway (embedded default when no servers are configured)."""
     from gateway.cli import run_cmd
 
     try:
-        run_cmd.run(config)
+        run_cmd.run(config, roles=tuple(role) if role else None)
     except ConfigError as exc:
         _fail_config(exc)
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from gateway.api.app import create_app
 from gateway.runtime import Runtime
-from gateway.settings import Settings, load_settings
+from gateway.settings import Settings, load_settings, with_roles
 from monitoring.logs import configure_logging
 
 
@@ -32,7 +32,9 @@ def serve(settings: Settings, runtime: Runtime) -> None:
     uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_config=None)
 
 
-def run(config: Path | None) -> None:
+def run(config: Path | None, *, roles: tuple[str, ...] | None = None) -> None:
     settings = load_settings(config)
+    if roles is not None:  # validated like the config file's ``roles``
+        settings = with_roles(settings, roles)
     configure_logging(settings.logging.level, json_format=settings.logging.json_format)
     serve(settings, Runtime(settings))
