@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import copy
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -129,12 +130,12 @@ OPENED: list[Any] = []  # adapters to close at the end
 
 
 def make(tmp: Path, outbox_kind: str, schema: str, hooks: Latencies | None, batch: int, national_url: str,
-         national_batch: int) -> tuple[list[DeliveryWorker], Outbox, SqlGatewayStore]:
-    engine = create_engine_for(f"sqlite:///{tmp / f'{outbox_kind}-{uuid.uuid4().hex[:6]}.sqlite'}")
+         national_batch: int, database: Path | None = None) -> tuple[list[DeliveryWorker], Outbox, SqlGatewayStore]:
+    engine = create_engine_for(f"sqlite:///{database or tmp / f'{outbox_kind}-{uuid.uuid4().hex[:6]}.sqlite'}")
     init_schema(engine)
     outbox: Outbox | None = None
-    if outbox_kind == "redis":
-        outbox = RedisOutbox.from_url(REDIS, prefix=f"bench-{schema}", consumer="bench")
+    if outbox_kind == "redis":  # a consumer per process, as every gateway instance has
+        outbox = RedisOutbox.from_url(REDIS, prefix=f"bench-{schema}", consumer=f"bench-{os.getpid()}")
     store = SqlGatewayStore(engine, WorkingCalendar((), ()), outbox=outbox)
     data_centre = DataCentreAdapter(DataCentreConfig(url=PG, db_schema=schema, create_tables=True,  # type: ignore[arg-type]
                                                      feedback_interval_s=None))
@@ -159,23 +160,74 @@ async def drain(worker: DeliveryWorker) -> int:
 
 
 async def throughput(tmp: Path, kind: str, records: list[dict[str, Any]], batch: int, schema: str,
-                     national: NationalPeer, national_batch: int) -> float:
-    workers, outbox, _ = make(tmp, kind, schema, None, batch, national.url, national_batch)
+                     national: NationalPeer, national_batch: int, processes: int = 1) -> float:
+    database = tmp / f"{kind}-{schema}.sqlite"
+    workers, outbox, _ = make(tmp, kind, schema, None, batch, national.url, national_batch, database)
     warm = records[:batch]
     queue(outbox, warm)
     await asyncio.gather(*(drain(w) for w in workers))  # tables created, connections warm
+    children = await delivery_processes(processes, database, schema, batch, national.url, national_batch) \
+        if processes > 1 else []
     rest = records[batch:]
     for start in range(0, len(rest), 5000):
         queue(outbox, rest[start:start + 5000])
     held_before, _ = national.stored()
-    started = time.perf_counter()
-    delivered = await asyncio.gather(*(drain(w) for w in workers))
-    elapsed = time.perf_counter() - started
+    if children:
+        delivered, elapsed = await run_processes(children)
+    else:
+        started = time.perf_counter()
+        delivered = await asyncio.gather(*(drain(w) for w in workers))
+        elapsed = time.perf_counter() - started
     held, twice = national.stored()
     assert delivered == [len(rest)] * len(workers), delivered
     assert held - held_before == len(rest) and twice == 0, (held - held_before, twice)
     assert ex_penalty_rows(schema) == len(records)
     return len(rest) / elapsed
+
+
+async def delivery_processes(processes: int, database: Path, schema: str, batch: int, national_url: str,
+                             national_batch: int) -> list[asyncio.subprocess.Process]:
+    """``processes`` delivery instances of their own (as `sgw run --role delivery` runs them), sharing
+    the Redis consumer groups; they return once each has its connections open and waits to start."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve-worker", str(database), schema,
+               str(batch), national_url, str(national_batch)]
+    children = [await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.PIPE,
+                                                     stdout=asyncio.subprocess.PIPE) for _ in range(processes)]
+    for child in children:
+        assert child.stdout is not None
+        assert (await child.stdout.readline()).strip() == b"ready"
+    return children
+
+
+async def run_processes(children: list[asyncio.subprocess.Process]) -> tuple[list[int], float]:
+    """Start the delivery processes; records delivered per adapter, seconds until the last finished."""
+    started = time.perf_counter()
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        await child.stdin.drain()
+    answers = []
+    for child in children:
+        assert child.stdout is not None
+        answers.append(json.loads(await child.stdout.readline()))
+    elapsed = time.perf_counter() - started
+    for child in children:
+        await child.wait()
+    return [sum(a[i] for a in answers) for i in range(len(ADAPTERS))], elapsed
+
+
+async def serve_worker(database: Path, schema: str, batch: int, national_url: str, national_batch: int) -> None:
+    """One delivery process of ``in_processes``: drains every adapter's outbox, prints the counts."""
+    workers, _, _ = make(database.parent, "redis", schema, None, batch, national_url, national_batch, database)
+    try:
+        await asyncio.gather(*(drain(w) for w in workers))  # nothing to claim yet: connections open
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        delivered = await asyncio.gather(*(drain(w) for w in workers))
+        print(json.dumps(delivered), flush=True)
+    finally:
+        for adapter in OPENED:
+            await adapter.close()
 
 
 def ex_penalty_rows(schema: str) -> int:
@@ -233,7 +285,15 @@ async def main() -> None:
         "claim size of the national platform's worker; default --batch (sent as POSTs of at most "
         f"{MAX_RECORDS} records, the platform's limit; claiming {MAX_RECORDS} at a time measured no faster: "
         "claim and settle cost more per call than a second POST)"))
+    parser.add_argument("--processes", type=int, default=2, help=(
+        "delivery processes for the Redis outbox (each like `sgw run --role delivery`); the embedded run "
+        "is one process by definition"))
+    parser.add_argument("--serve-worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_worker:
+        database, schema, batch, national_url, national_batch = args.serve_worker
+        await serve_worker(Path(database), schema, int(batch), national_url, int(national_batch))
+        return
     if args.national_batch is None:
         args.national_batch = args.batch
     records = mapped_records(args.records)
@@ -246,8 +306,9 @@ async def main() -> None:
                                         args.national_batch)
             print(f"embedded (SQLite outbox): {embedded:,.0f} records/s to both targets", file=sys.stderr)
             on_redis = await throughput(tmp, "redis", mapped_records(args.records), args.batch, schemas[1], national,
-                                        args.national_batch)
-            print(f"redis outbox: {on_redis:,.0f} records/s to both targets", file=sys.stderr)
+                                        args.national_batch, args.processes)
+            print(f"redis outbox, {args.processes} delivery process(es): {on_redis:,.0f} records/s to both targets",
+                  file=sys.stderr)
             p50, p99 = await latency(tmp, mapped_records(12_000), schemas[2], 2000, 5.0, national,
                                      args.national_batch)
             print(f"latency at 2,000 records/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms", file=sys.stderr)
@@ -260,6 +321,7 @@ async def main() -> None:
                       "p50_ms": round(p50, 1), "p99_ms": round(p99, 1), "records": args.records,
                       "deliveries_per_record": len(ADAPTERS),
                       "batch_size": args.batch, "national_batch_size": args.national_batch,
+                      "redis_delivery_processes": args.processes,
                       "targets": ["data_centre (PostgreSQL)", "national_platform (fake, HTTP, HMAC-SM3)"]}))
 
 

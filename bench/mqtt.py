@@ -11,6 +11,8 @@ durable writes went, and the broker's in-flight window).
     python bench/mqtt.py --port 1883       # an existing broker (stock Mosquitto: 20 in flight for 3.1.1)
     python bench/mqtt.py --connector-only  # the connector alone: publish returns at once (no store)
     python bench/mqtt.py --redis-outbox --pg-data-centre   # the production stores (local servers)
+    python bench/mqtt.py --redis-outbox --ingest-processes 2   # instances by role: 2 x `sgw run --role
+                                           # ingest` (shared subscription), delivery in this process
 
 ``--connector-only`` measures what the connector and the broker can carry, so the difference to the
 full run is the store's share (ingest, outbox, delivery and the data-centre write). Each phase also
@@ -22,13 +24,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import copy
 import json
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
 import orjson  # noqa: E402
 import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
@@ -94,7 +100,8 @@ class Writes:
 
 
 async def phase(port: int, prefix: str, start: int, count: int, rate: float | None,
-                delivered: dict[str, float], processes: int = DEVICE_PROCESSES) -> dict[str, Any]:
+                delivered: dict[str, float], processes: int = DEVICE_PROCESSES,
+                other_pids: Sequence[int] = ()) -> dict[str, Any]:
     """Simulated devices publishing ``count`` readings, from processes of their own (one paho
     publisher tops out near 4,000 messages/s: more processes, so the gateway is what is measured)."""
     ids = [sim.source_record_id(n) for n in range(start, start + count)]
@@ -103,7 +110,7 @@ async def phase(port: int, prefix: str, start: int, count: int, rate: float | No
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn")) as devices:
         await asyncio.gather(*(loop.run_in_executor(devices, time.sleep, 0.2) for _ in chunks))  # processes up
-        began, cpu_began = time.time(), time.process_time()
+        began, cpu_began = time.time(), time.process_time() + children_cpu_s(other_pids)
         publishing = [loop.run_in_executor(devices, sim.publish_stream, port, prefix, first, n,
                                            rate / len(chunks) if rate else None, BROKER_INFLIGHT)
                       for first, n in chunks]
@@ -111,7 +118,8 @@ async def phase(port: int, prefix: str, start: int, count: int, rate: float | No
         while time.monotonic() < deadline and sum(1 for i in ids if i in delivered) < count:
             await asyncio.sleep(0.1)
         sent = [at for chunk in await asyncio.gather(*publishing) for at in chunk]
-        cpu_s = time.process_time() - cpu_began  # this process only: the devices and the broker are others
+        # the gateway's processes only (this one and any ingest instances): the devices and the broker are others
+        cpu_s = time.process_time() + children_cpu_s(other_pids) - cpu_began
     sent_at = dict(zip(ids, sent, strict=True))
     got = [i for i in ids if i in delivered]
     ended = max((delivered[i] for i in got), default=time.time())
@@ -125,9 +133,11 @@ async def phase(port: int, prefix: str, start: int, count: int, rate: float | No
             "p50_ms": round(percentile(latencies, 0.5), 1), "p99_ms": round(percentile(latencies, 0.99), 1)}
 
 
-async def phases(port: int, prefix: str, delivered: dict[str, float]) -> tuple[dict[str, Any], dict[str, Any]]:
-    burst = await phase(port, prefix, 0, MAX_RATE_COUNT, None, delivered)
-    steady = await phase(port, prefix, 1_000_000, int(STEADY_RATE * STEADY_SECONDS), STEADY_RATE, delivered)
+async def phases(port: int, prefix: str, delivered: dict[str, float],
+                 other_pids: Sequence[int] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    burst = await phase(port, prefix, 0, MAX_RATE_COUNT, None, delivered, other_pids=other_pids)
+    steady = await phase(port, prefix, 1_000_000, int(STEADY_RATE * STEADY_SECONDS), STEADY_RATE, delivered,
+                         other_pids=other_pids)
     return burst, steady
 
 
@@ -142,7 +152,8 @@ def options(prefix: str, tag: str, port: int) -> dict[str, Any]:
                         batch_max_messages=500, batch_max_wait_s=0.02, max_inflight=BROKER_INFLIGHT)
 
 
-async def whole_gateway(tmp: Path, port: int, redis_outbox: bool, pg_data_centre: bool) -> dict[str, Any]:
+async def whole_gateway(tmp: Path, port: int, redis_outbox: bool, pg_data_centre: bool,
+                        ingest_processes: int = 0) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     prefix = f"b{tag}/"
     config = gateway_config(tmp, options(prefix, tag, port))
@@ -154,6 +165,13 @@ async def whole_gateway(tmp: Path, port: int, redis_outbox: bool, pg_data_centre
     if pg_data_centre:
         config["adapters"][0]["options"] = {"url": PG_URL, "db_schema": schema, "create_tables": True}
     try:
+        if ingest_processes:
+            async with ingest_instances(config, tmp, tag, ingest_processes) as pids:
+                config["roles"] = ["delivery"]
+                result = await _whole_gateway(config, tmp, port, prefix, pids)
+            return {**result, "path": f"{ingest_processes} x `sgw run --role ingest` (mqtt -> connector -> ingest + "
+                                      f"outbox) -> this process, as `--role delivery` -> data centre",
+                    "ingest_processes": ingest_processes}
         return await _whole_gateway(config, tmp, port, prefix)
     finally:
         if pg_data_centre:
@@ -169,7 +187,63 @@ async def whole_gateway(tmp: Path, port: int, redis_outbox: bool, pg_data_centre
             client.close()
 
 
-async def _whole_gateway(config: dict[str, Any], tmp: Path, port: int, prefix: str) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def ingest_instances(config: dict[str, Any], tmp: Path, tag: str, count: int) -> AsyncIterator[list[int]]:
+    """``count`` gateway processes running only their connectors (`sgw run --role ingest`), each its own
+    MQTT client in one shared subscription; yields their pids once each connector is up."""
+    children: list[asyncio.subprocess.Process] = []
+    ports = []
+    try:
+        for i in range(count):
+            instance = copy.deepcopy(config)
+            connector = instance["connectors"][0]["options"]
+            connector["client_id"] = f"sgw-bench-{tag}-{i}"
+            if count > 1:
+                connector["share_group"] = f"sgw{tag}"
+            instance["api"] = {"port": free_port()}
+            instance["logging"] = {"level": "WARNING"}
+            path = tmp / f"ingest-{i}.yaml"
+            path.write_text(json.dumps(instance), encoding="utf-8")
+            ports.append(instance["api"]["port"])
+            children.append(await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "gateway.cli", "run", "--config", str(path), "--role", "ingest", cwd=ROOT))
+        async with httpx.AsyncClient(timeout=2) as client:
+            for api_port in ports:
+                await _connector_up(client, api_port)
+        await asyncio.sleep(0.5)  # the SUBACKs
+        yield [child.pid for child in children]
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.terminate()
+        for child in children:
+            await child.wait()
+
+
+async def _connector_up(client: httpx.AsyncClient, api_port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            text = (await client.get(f"http://127.0.0.1:{api_port}/metrics")).text
+        except httpx.HTTPError:
+            text = ""
+        if 'sgw_connector_up{connector="iot-mqtt"} 1.0' in text:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the ingest instance on port {api_port} did not connect its MQTT connector")
+
+
+def children_cpu_s(pids: Sequence[int]) -> float:
+    """CPU seconds (user + system) the given processes have used so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def _whole_gateway(config: dict[str, Any], tmp: Path, port: int, prefix: str,
+                         ingest_pids: Sequence[int] = ()) -> dict[str, Any]:
     path = tmp / "gateway.yaml"
     path.write_text(json.dumps(config), encoding="utf-8")
     runtime = Runtime(load_settings(path, environ={}))
@@ -191,10 +265,11 @@ async def _whole_gateway(config: dict[str, Any], tmp: Path, port: int, prefix: s
     writes = Writes()
     await runtime.start()
     try:
-        connector = runtime.assembly.connectors["iot-mqtt"]
-        writes.wrap(connector)
-        await wait_connected(connector)
-        burst, steady = await phases(port, prefix, delivered)
+        if not ingest_pids:
+            connector = runtime.assembly.connectors["iot-mqtt"]
+            writes.wrap(connector)
+            await wait_connected(connector)
+        burst, steady = await phases(port, prefix, delivered, ingest_pids)
     finally:
         await runtime.stop()
     return {"messages_per_s": burst["messages_per_s"], "p99_ms": steady["p99_ms"],
@@ -239,13 +314,16 @@ async def main(argv: Sequence[str]) -> dict[str, Any]:
     parser.add_argument("--connector-only", action="store_true", help="no store: the connector's own ceiling")
     parser.add_argument("--redis-outbox", action="store_true", help=f"the outbox on Redis Streams ({REDIS_URL})")
     parser.add_argument("--pg-data-centre", action="store_true", help=f"the data-centre tables in {PG_URL}")
+    parser.add_argument("--ingest-processes", type=int, default=0, help=(
+        "run the connector and ingest in this many `sgw run --role ingest` processes (a shared subscription "
+        "when more than one), delivery in this one; 0: the whole gateway in this process"))
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="sgw-bench-mqtt-"))
 
     async def measure(port: int) -> dict[str, Any]:
         run: Callable[[], Awaitable[dict[str, Any]]] = (
             (lambda: connector_only(port)) if args.connector_only
-            else (lambda: whole_gateway(tmp, port, args.redis_outbox, args.pg_data_centre)))
+            else (lambda: whole_gateway(tmp, port, args.redis_outbox, args.pg_data_centre, args.ingest_processes)))
         return {**await run(), "broker_port": port}
 
     if args.port:
