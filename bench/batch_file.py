@@ -9,6 +9,9 @@ amounts. Figures print as ONE JSON object on the last line: rows_per_s (file row
 the last row in ex_penalty), ingest_rows_per_s (until the file is archived), peak_rss_mb
 (ru_maxrss of this process, which runs the whole gateway), cpu_s and rows_per_cpu_s (CPU time of
 the process over the same span: comparable between runs on a loaded machine).
+With --delivery-processes N, this process only ingests and N `sgw run --role delivery` processes
+deliver from the same SQLite stores; cpu_s then counts them too, and delivery_peak_rss_mb gives
+their peaks.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import io
 import json
 import os
 import resource
+import socket
 import sys
 import tempfile
 import time
@@ -114,11 +118,40 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def run_bench(rows: int, chunk_rows: int, batch_size: int) -> dict[str, Any]:
+def peak_rss_mb_of(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def children_cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) the given processes have used so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def delivery_instance(work: Path, config: dict[str, Any]) -> asyncio.subprocess.Process:
+    """`sgw run --role delivery` on the same stores: the adapters' workers in a process of their own."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = work / "delivery.json"
+    path.write_text(json.dumps({**config, "api": {"port": port}, "logging": {"level": "WARNING"}}),
+                    encoding="utf-8")
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway.cli", "run", "--config", str(path),
+                                                "--role", "delivery", cwd=ROOT,
+                                                env={k: v for k, v in os.environ.items() if not k.startswith("SGW_")})
+
+
+async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_processes: int = 0) -> dict[str, Any]:
     import sqlalchemy as sa
 
     from gateway.runtime import Runtime
-    from gateway.settings import Settings
+    from gateway.settings import Settings, with_roles
 
     with tempfile.TemporaryDirectory(prefix="sgw-bench-batch-") as tmp:
         work = Path(tmp)
@@ -129,19 +162,25 @@ async def run_bench(rows: int, chunk_rows: int, batch_size: int) -> dict[str, An
         data = write_batch_file(upload, rows)
         gen_s = time.perf_counter() - t_gen
         size_mb = data.stat().st_size / 1024**2
-        settings = Settings.model_validate(gateway_config(work, exchange, chunk_rows=chunk_rows, max_rows=rows,
-                                                                batch_size=batch_size))
+        config = gateway_config(work, exchange, chunk_rows=chunk_rows, max_rows=rows, batch_size=batch_size)
+        settings = Settings.model_validate(config)
+        children = []
+        if delivery_processes:  # this process ingests, they deliver
+            settings = with_roles(settings, ("ingest",))
+            children = [await delivery_instance(work, config) for _ in range(delivery_processes)]
         runtime = Runtime(settings)
         dc = sa.create_engine(f"sqlite:///{work / 'datacentre.sqlite'}")
         archived = exchange / PROVIDER / "archive"
         start = time.perf_counter()
-        cpu_start = cpu_s()
+        cpu_start = cpu_s() + children_cpu_s([c.pid for c in children])
         await runtime.start()
         ingest_s = None
         delivered = 0
         try:
             while True:
                 await asyncio.sleep(0.5)
+                if any(child.returncode is not None for child in children):
+                    raise RuntimeError("a delivery process exited (its error is above)")
                 if ingest_s is None and archived.exists() and any(archived.rglob("*.csv")):
                     ingest_s = time.perf_counter() - start
                 if ingest_s is not None:
@@ -150,15 +189,20 @@ async def run_bench(rows: int, chunk_rows: int, batch_size: int) -> dict[str, An
                         break
         finally:
             total_s = time.perf_counter() - start
-            used_cpu_s = cpu_s() - cpu_start
+            used_cpu_s = cpu_s() + children_cpu_s([c.pid for c in children]) - cpu_start
             await runtime.stop()
+            children_rss_mb = [peak_rss_mb_of(c.pid) for c in children]
+            for child in children:
+                child.terminate()
+                await child.wait()
             dc.dispose()
     return {"rows": rows, "file_mb": round(size_mb, 1), "generate_s": round(gen_s, 1),
             "ingest_s": round(ingest_s or 0, 1), "total_s": round(total_s, 1),
             "ingest_rows_per_s": round(rows / ingest_s) if ingest_s else 0,
             "rows_per_s": round(delivered / total_s), "delivered": delivered,
             "cpu_s": round(used_cpu_s, 1), "rows_per_cpu_s": round(delivered / used_cpu_s) if used_cpu_s else 0,
-            "peak_rss_mb": round(peak_rss_mb(), 1)}
+            "peak_rss_mb": round(peak_rss_mb(), 1), "delivery_processes": delivery_processes,
+            "delivery_peak_rss_mb": children_rss_mb}
 
 
 def _count(engine: Any) -> int:
@@ -176,9 +220,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--chunk-rows", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=500, help="the data-centre adapter's batch size")
+    parser.add_argument("--delivery-processes", type=int, default=0, help=(
+        "deliver from this many `sgw run --role delivery` processes on the same SQLite stores (this "
+        "process then only ingests); 0: the embedded gateway, all in this process"))
     args = parser.parse_args()
-    os.environ.setdefault("SGW_LOG_LEVEL", "WARNING")
-    print(json.dumps(asyncio.run(run_bench(args.rows, args.chunk_rows, args.batch_size))))
+    print(json.dumps(asyncio.run(run_bench(args.rows, args.chunk_rows, args.batch_size, args.delivery_processes))))
 
 
 if __name__ == "__main__":
