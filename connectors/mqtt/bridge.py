@@ -1,13 +1,16 @@
 """paho-mqtt's network thread, bridged into asyncio without blocking either side.
 
-paho calls ``on_message`` on its own thread; messages are handed to the event loop in bulk
-through an ``Inbox``: appended under a lock, with one ``call_soon_threadsafe`` wake-up per burst
-rather than per message (each wake-up is a socket write and a loop iteration); a settled batch is
-acknowledged with one write too (``BufferedClient.ack_many``). Backpressure is MQTT's own: QoS 1 with manual
-acknowledgement, and the broker sends at most ``max_inflight`` unacknowledged messages (MQTT 5
-Receive Maximum; the broker's ``max_inflight_messages`` for 3.1.1), so while the store is slow and
-nothing is acknowledged the inbox stays bounded and the broker keeps the rest queued in our
-persistent session.
+paho's thread reads each chunk's PUBLISH packets together (``BufferedClient.on_publishes``) and
+hands them to the event loop through an ``Inbox`` in one piece: appended under a lock, with a
+``call_soon_threadsafe`` wake-up only when the loop waits for what just arrived (a batch's first
+message, or enough to fill it), not per chunk: while a batch gathers for ``batch_max_wait_s`` the
+loop sleeps until then, whatever arrives meanwhile. Each wake-up is a socket write and a loop
+iteration; at a steady few thousand messages/s, chunks hold a message or two. A settled batch is
+acknowledged with one write too (``BufferedClient.ack_many``). Backpressure is MQTT's own: QoS 1
+with manual acknowledgement, and the broker sends at most ``max_inflight`` unacknowledged messages
+(MQTT 5 Receive Maximum; the broker's ``max_inflight_messages`` for 3.1.1), so while the store is
+slow and nothing is acknowledged the inbox stays bounded and the broker keeps the rest queued in
+our persistent session.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import ssl
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -30,7 +32,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 from connectors.base import ConnectorTelemetry, NoTelemetry
 from connectors.mqtt.client import BufferedClient
 from connectors.mqtt.config import MqttOptions
+from connectors.mqtt.packets import Incoming
 from gateway.errors import ConfigError, PermanentError, SourceUnavailable
+
+__all__ = ["Inbox", "Incoming", "MqttBridge"]
 
 log = logging.getLogger(__name__)
 
@@ -38,36 +43,35 @@ log = logging.getLogger(__name__)
 _FATAL_CONNACK = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C})
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    retain: bool
-    received_at: float  # epoch s, when paho handed it over
-
-
 class Inbox:
     """Messages from paho's thread to the event loop, taken in batches.
 
-    Unbounded by itself: the broker never has more than ``max_inflight`` unacknowledged messages
-    out to us (brokers may exceed it briefly when a session resumes: Mosquitto 2.0 resends the old
-    in-flight window and then new messages; nothing is dropped for that).
+    Kept as the lists paho's thread handed over (no per-message work on either side), with their
+    total in ``len()``. Unbounded by itself: the broker never has more than ``max_inflight``
+    unacknowledged messages out to us (brokers may exceed it briefly when a session resumes:
+    Mosquitto 2.0 resends the old in-flight window and then new messages; nothing is dropped for that).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._lock = threading.Lock()
-        self._items: deque[Incoming] = deque()
+        self._chunks: deque[list[Incoming]] = deque()
+        self._count = 0
+        self._wanted = 0  # the loop waits until this many are in (0: it does not wait)
         self._wake_pending = False
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
 
     def put(self, item: Incoming) -> None:
-        """paho's thread: append, and wake the loop unless a wake-up is already on its way."""
+        """paho's thread: one message."""
+        self.put_many([item])
+
+    def put_many(self, items: list[Incoming]) -> None:
+        """paho's thread: append (the list is the inbox's now), and wake the loop if it waits for
+        no more than are in and no wake-up is already on its way."""
         with self._lock:
-            self._items.append(item)
-            if self._wake_pending:
+            self._chunks.append(items)
+            self._count += len(items)
+            if not self._wanted or self._count < self._wanted or self._wake_pending:
                 return
             self._wake_pending = True
         self._loop.call_soon_threadsafe(self._wake)
@@ -75,39 +79,62 @@ class Inbox:
     def _wake(self) -> None:
         with self._lock:
             self._wake_pending = False
-        self._ready.set()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._count
 
     def take(self, max_n: int) -> list[Incoming]:
         """Up to ``max_n`` waiting messages, oldest first, without waiting."""
+        out: list[Incoming] = []
         with self._lock:
-            n = min(max_n, len(self._items))
-            out = [self._items.popleft() for _ in range(n)]
-            if not self._items:
-                self._ready.clear()
+            while self._chunks and len(out) < max_n:
+                chunk, room = self._chunks[0], max_n - len(out)
+                if len(chunk) <= room:
+                    out += self._chunks.popleft()
+                else:
+                    out += chunk[:room]
+                    self._chunks[0] = chunk[room:]
+            self._count -= len(out)
         return out
+
+    async def _until(self, wanted: int, timeout_s: float | None = None) -> None:
+        """Return once ``wanted`` messages are in, or after ``timeout_s`` (maybe earlier: callers check)."""
+        with self._lock:
+            if self._count >= wanted:
+                return
+            self._wanted = wanted
+        waiter = self._waiter = self._loop.create_future()
+        timer = None if timeout_s is None else self._loop.call_later(timeout_s, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            with self._lock:
+                self._wanted = 0
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     async def batch(self, max_n: int, max_wait_s: float) -> list[Incoming]:
         """Wait for a first message, then gather more for up to ``max_wait_s`` or ``max_n``."""
-        loop = asyncio.get_running_loop()
         out: list[Incoming] = []
         while not out:
-            await self._ready.wait()
+            await self._until(1)
             out = self.take(max_n)
-        deadline = loop.time() + max_wait_s
+        deadline = self._loop.time() + max_wait_s
         while len(out) < max_n:
-            remaining = deadline - loop.time()
+            remaining = deadline - self._loop.time()
             if remaining <= 0:
                 break
-            if not self._ready.is_set():
-                try:
-                    await asyncio.wait_for(self._ready.wait(), remaining)
-                except TimeoutError:
-                    break
-            out.extend(self.take(max_n - len(out)))
+            await self._until(max_n - len(out), remaining)
+            out += self.take(max_n - len(out))
         return out
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class MqttBridge:
@@ -147,7 +174,8 @@ class MqttBridge:
         client.connect_timeout = o.broker.connect_timeout_s
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
+        client.on_message = self._on_message  # what paho still parses itself: QoS 2, topic aliases
+        client.on_publishes = self.inbox.put_many
         return client
 
     def _connect_properties(self) -> Properties | None:

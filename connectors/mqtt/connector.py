@@ -8,7 +8,9 @@ records. Video detections pass the label table and the per camera + label suppre
 first (kept in the connector's durable state, so it holds across a restart); the rest are
 dropped and counted. Counters and device gauges go to the context's telemetry.
 
-Throughput: messages come over from paho's thread in bulk, a batch (``batch_max_messages`` or
+Throughput: messages come over from paho's thread in bulk (its PUBLISH packets read without
+paho's per-message machinery, ``packets.py``), each topic's template match is remembered
+(``routing.py``), JSON goes straight to orjson, a batch (``batch_max_messages`` or
 ``batch_max_wait_s``) becomes one envelope per topic template and variant (one durable write each;
 its meta holds the topic parts all its messages share, or per topic with ``envelope_per_topic``),
 and the batch is acknowledged together after its writes. The broker's in-flight window (``max_inflight``)
@@ -19,6 +21,7 @@ for the broker instead of the store.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -26,11 +29,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
+import orjson
+
 from connectors.base import ConnectorContext, Publish
-from connectors.codecs import decode
+from connectors.codecs import DEFAULT_LIMITS, decode
 from connectors.mqtt.bridge import Incoming, MqttBridge
 from connectors.mqtt.config import CompiledRoute, MqttOptions, compile_route
 from connectors.mqtt.devices import DeviceBook, load_registry
+from connectors.mqtt.routing import TopicRouter
 from connectors.mqtt.video import (
     EventFilter,
     EventWindows,
@@ -47,11 +53,22 @@ log = logging.getLogger(__name__)
 
 _CODEC_FORMAT = {"json": "json", "hj212": "hj212", "video_event": "json", "gb28181": "gb28181", "status": "json"}
 _VIDEO = frozenset({"video_event", "gb28181"})
+_JSON_OBJECT = frozenset({"json", "video_event", "status"})
 
 _T = TypeVar("_T")
 
 Ack = Callable[[list[Incoming]], None]
 """PUBACK these messages (they are settled: durably written, or dropped for good)."""
+
+
+def _decode_json(data: bytes) -> Any:
+    """orjson at once for the usual payload; the codec (its size limit, BOM, error messages) else."""
+    if len(data) <= DEFAULT_LIMITS.max_bytes and not data.startswith(codecs.BOM_UTF8):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # the codec raises it again, with its code and message
+    return decode("json", data)
 
 
 @dataclass(slots=True)
@@ -61,17 +78,18 @@ class _Group:
     route: CompiledRoute
     messages: list[Incoming] = field(default_factory=list)
     payloads: list[Any] = field(default_factory=list)
-    parts: list[dict[str, str]] = field(default_factory=list)
+    parts_by_topic: dict[str, dict[str, str]] = field(default_factory=dict)  # parts depend on the topic only
 
     def add(self, message: Incoming, payload: Any, parts: dict[str, str]) -> None:
         self.messages.append(message)
         self.payloads.append(payload)
-        self.parts.append(parts)
+        self.parts_by_topic[message.topic] = parts
 
     def shared_parts(self) -> dict[str, str]:
         """The topic parts every message has in common (all of them when there is one topic)."""
-        shared = dict(self.parts[0])
-        for parts in self.parts[1:]:
+        first, *others = self.parts_by_topic.values()
+        shared = dict(first)
+        for parts in others:
             shared = {k: v for k, v in shared.items() if parts.get(k) == v}
         return shared
 
@@ -84,6 +102,7 @@ class MqttConnector:
         self.connector_id = connector_id
         self.config = config
         self.routes = [compile_route(r, config.share_group) for r in config.topics]
+        self.router = TopicRouter(self.routes, envelope_per_topic=config.envelope_per_topic)
         codecs = {r.codec for r in config.topics}
         devices = load_registry(config.device_registry) if config.device_registry else {}
         self.devices = DeviceBook(devices, expected_interval_s=config.expected_interval_s,
@@ -162,38 +181,46 @@ class MqttConnector:
         """Sort a batch into records to publish, state and drops; acknowledge each when settled."""
         groups: dict[tuple[str, str, str], _Group] = {}
         settled: list[Incoming] = []  # nothing to write: acknowledged before the batch's writes
+        # devices whose telemetry came: marked alive together, before any status message or await,
+        # so the device state sees the batch in its order (a retained status replayed after a
+        # device's first telemetry is older than it, and ignored)
+        heard: list[str] = []
 
         def acknowledge(messages: list[Incoming]) -> None:
             ack(messages)
             self._count("acks", len(messages))
 
+        match_topic = self.router.match
         for message in batch:
-            found = self._route(message.topic)
+            found = match_topic(message.topic)
             if found is None:
                 self._count("unrouted")
                 settled.append(message)
                 continue
-            route, parts = found
+            parts = found.parts
             try:
-                payload = self._decode(route, message)
-                if route.route.codec == "status":
+                payload = self._decode(found.codec, message)
+                if found.codec == "status":
+                    self.devices.seen_all(heard)
+                    heard.clear()
                     self._status(parts, payload, message)
                     settled.append(message)
                     continue
-                if route.route.codec in _VIDEO:
-                    await self._video(route, parts, payload, message, publish, acknowledge)
+                if found.codec in _VIDEO:
+                    self.devices.seen_all(heard)
+                    heard.clear()
+                    await self._video(found.route, parts, payload, message, publish, acknowledge)
                     continue
-                self._telemetry_check(route, parts, payload)
+                heard.append(self._telemetry_check(parts, payload))
             except PayloadError as exc:
                 self._reject(message, exc)
                 settled.append(message)  # a bad payload never gets better: no retry (contract)
                 continue
-            key = (route.route.template, route.route.effective_variant,
-                   message.topic if self.config.envelope_per_topic else "")
-            group = groups.get(key)
+            group = groups.get(found.group)
             if group is None:
-                group = groups[key] = _Group(route=route)
+                group = groups[found.group] = _Group(route=found.route)
             group.add(message, payload, parts)
+        self.devices.seen_all(heard)
         if settled:
             acknowledge(settled)
         written: list[Incoming] = []
@@ -204,17 +231,13 @@ class MqttConnector:
             acknowledge(written)
         self._count("messages", len(batch))  # handled: written or dropped, and acknowledged
 
-    def _route(self, topic: str) -> tuple[CompiledRoute, dict[str, str]] | None:
-        for route in self.routes:
-            if (parts := route.match(topic)) is not None:
-                return route, parts
-        return None
-
-    def _decode(self, route: CompiledRoute, message: Incoming) -> Any:
+    def _decode(self, codec: str, message: Incoming) -> Any:
         if len(message.payload) > self.config.max_payload_bytes:
             raise PayloadError("PAYLOAD_TOO_LARGE", f"{len(message.payload)} bytes > {self.config.max_payload_bytes}")
-        payload = decode(_CODEC_FORMAT[route.route.codec], message.payload)
-        if route.route.codec in ("json", "video_event", "status") and not isinstance(payload, dict):
+        if codec not in _JSON_OBJECT:
+            return decode(_CODEC_FORMAT[codec], message.payload)
+        payload = _decode_json(message.payload)
+        if not isinstance(payload, dict):
             raise PayloadError("MALFORMED", "the message must be one JSON object")
         return payload
 
@@ -226,14 +249,16 @@ class MqttConnector:
         self.devices.status_message(device_id, payload, retained=message.retain)
         self._count(f"status_{payload.get('status')}")  # online | offline: status_message checked it
 
-    def _telemetry_check(self, route: CompiledRoute, parts: dict[str, str], payload: dict[str, Any]) -> None:
-        device_id = self._device_id(parts, payload)
+    def _telemetry_check(self, parts: dict[str, str], payload: dict[str, Any]) -> str:
+        """The device that sent this telemetry, once its topic, body and the registry agree."""
         body_id = str(payload.get("deviceId") or payload.get("MN") or "")
-        if parts.get("device_id") and body_id and body_id != parts["device_id"]:
-            raise PayloadError("IOT_DEVICE_MISMATCH", f"topic device {parts['device_id']} but payload {body_id}")
+        topic_id = parts.get("device_id")
+        if topic_id and body_id and body_id != topic_id:
+            raise PayloadError("IOT_DEVICE_MISMATCH", f"topic device {topic_id} but payload {body_id}")
+        device_id = topic_id or body_id  # as _device_id has it
         if code := self.devices.region_problem(device_id, parts.get("region")):
             raise PayloadError(code, f"topic region {parts.get('region')} differs from the registry's for {device_id}")
-        self.devices.seen(device_id)
+        return device_id
 
     async def _video(self, route: CompiledRoute, parts: dict[str, str], payload: Any, message: Incoming,
                      publish: Publish, ack: Ack) -> None:
@@ -250,7 +275,7 @@ class MqttConnector:
         # The window opens durably before the write: after a crash in between, the broker redelivers
         # this same event (same id, so it passes) and later repeats stay suppressed.
         await self._until_stored(lambda: self.windows.open(verdict), 1)
-        group = _Group(route=route, messages=[message], payloads=[payload], parts=[parts])
+        group = _Group(route=route, messages=[message], payloads=[payload], parts_by_topic={message.topic: parts})
         await self._publish(group, publish)
         self._count("events_published")
         ack([message])
@@ -266,7 +291,7 @@ class MqttConnector:
         first = group.messages[0]
         received = datetime.fromtimestamp(first.received_at, UTC)
         meta: dict[str, Any] = {**group.shared_parts(), "variant": group.route.route.effective_variant}
-        if all(message.topic == first.topic for message in group.messages):
+        if len(group.parts_by_topic) == 1:
             meta.update(topic=first.topic, location=f"topic {first.topic}")
         else:  # each record's own payload (kept raw with a rejection) names its device
             meta.update(location=f"topic {group.route.subscription}")

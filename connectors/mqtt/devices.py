@@ -113,13 +113,18 @@ class DeviceBook:
 
     def seen(self, device_id: str) -> None:
         """Telemetry arrived: the device is alive."""
+        self.seen_all((device_id,))
+
+    def seen_all(self, device_ids: Iterable[str]) -> None:
+        """Telemetry arrived from these devices (a batch's, repeats and all): they are alive."""
         now = self._clock()
-        state = self._state(device_id)
-        if state is None:
-            return
-        state.last_seen = now
-        if state.status in ("never_seen", "silent"):
-            state.status, state.reason, state.since = "online", "telemetry", now
+        for device_id in dict.fromkeys(device_ids):
+            state = self._state(device_id)
+            if state is None:
+                continue
+            state.last_seen = now
+            if state.status in ("never_seen", "silent"):
+                state.status, state.reason, state.since = "online", "telemetry", now
 
     def status_message(self, device_id: str, payload: Mapping[str, Any], *, retained: bool) -> None:
         """A status topic message (online, offline by shutdown, or the Last Will)."""

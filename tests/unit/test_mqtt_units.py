@@ -21,9 +21,9 @@ from connectors.mqtt.connector import MqttConnector
 from connectors.mqtt.devices import MAX_UNREGISTERED, DeviceBook, load_registry
 from connectors.mqtt.video import EventFilter, Verdict, gb28181_facts, json_event_facts, load_labels
 from gateway.envelope import Envelope
-from gateway.errors import StoreUnavailable
+from gateway.errors import PayloadError, StoreUnavailable
 from tests.conftest import ROOT, SAMPLES
-from tests.peers.mqtt_devices import telemetry_stream, video_event
+from tests.peers.mqtt_devices import status_json, telemetry_stream, video_event
 
 REF = ROOT / "config" / "reference"
 
@@ -314,3 +314,51 @@ def test_unregistered_devices_cannot_grow_the_state_without_bound() -> None:
     counts = book.counts_by_region()
     assert counts[("online", "unregistered")] == MAX_UNREGISTERED
     assert counts[("online", "330106")] == 1
+
+
+async def test_a_retained_status_replayed_after_a_device_s_telemetry_in_one_batch_is_older_than_it() -> None:
+    async def publish(envelope: Envelope) -> PublishReceipt:
+        return PublishReceipt(envelope_id=envelope.envelope_id, accepted=1, rejected=0, duplicate=0)
+
+    config = MqttOptions(client_id="unit", device_registry=REF / "iot-device-registry.csv", topics=(
+        TopicRoute(template="iot/v1/{region}/{device_id}/telemetry", codec="json"),
+        TopicRoute(template="iot/v1/{region}/{device_id}/status", codec="status")))
+    c = MqttConnector("iot", config, ConnectorContext(state=MemoryState(), telemetry=RecordingTelemetry()))
+    device = "YY3301060000771"
+    (topic, body), = telemetry_stream("", 1)
+    will = status_json(device, "offline", "lwt", ts_ms=1_000)  # the Last Will the broker kept
+    batch = [Incoming(topic, body, 1, 1, False, 100.0),
+             Incoming(f"iot/v1/330106/{device}/status", will, 2, 1, True, 100.0)]
+    await c.handle(batch, publish, lambda messages: None)
+    state = c.device_status()[device]
+    assert (state["status"], state["reason"]) == ("online", "telemetry")
+
+
+@pytest.mark.parametrize("body", [
+    b'\xef\xbb\xbf{"deviceId": "YY3301060000771", "v": 1}',  # a BOM
+    b'{"deviceId": "YY3301060000771", "v": 1',  # cut short
+    b'[{"deviceId": "YY3301060000771"}]',  # not one object
+    b'{"v": "\xff"}',  # not UTF-8
+    b"",
+    b'{"deviceId": "YY3301060000771", "v": 1e400}',
+])
+async def test_json_payloads_are_read_as_the_codec_reads_them(body: bytes) -> None:
+    envelopes: list[Envelope] = []
+
+    async def publish(envelope: Envelope) -> PublishReceipt:
+        envelopes.append(envelope)
+        return PublishReceipt(envelope_id=envelope.envelope_id, accepted=1, rejected=0, duplicate=0)
+
+    c = connector(MemoryState())
+    await c.handle([Incoming("iot/v1/330106/YY3301060000771/telemetry", body, 1, 1, False, 100.0)], publish,
+                   lambda messages: None)
+    try:
+        tree = decode("json", body)
+    except PayloadError as exc:
+        assert c.counters == {**c.counters, f"rejected_{exc.code}": 1} and not envelopes
+        assert c.recent_rejections[-1]["message"] == str(exc)
+        return
+    if not isinstance(tree, dict):
+        assert c.counters["rejected_MALFORMED"] == 1 and not envelopes
+    else:
+        assert [e.payload for e in envelopes] == [tree]
