@@ -21,6 +21,50 @@ from gateway.errors import GatewayError, TargetRejected, TargetUnavailable
 DeliveryStatus = Literal["delivered", "rejected", "retry", "failed"]
 
 
+class JsonRecord(dict[str, Any]):
+    """A record parsed from compact JSON that keeps those bytes (``json``): an adapter that sends
+    records as JSON may send them as they are instead of encoding the record again (the outbox
+    stores records as orjson wrote them). Any change to the record forgets them."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, fields: Mapping[str, Any] | None = None, json: bytes | None = None) -> None:
+        super().__init__(fields or {})
+        self.json = json
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.json = None
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.json = None
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> JsonRecord:  # type: ignore[override,misc]
+        self.json = None
+        return super().__ior__(other)
+
+    def clear(self) -> None:
+        self.json = None
+        super().clear()
+
+    def pop(self, *args: Any) -> Any:
+        self.json = None
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, Any]:
+        self.json = None
+        return super().popitem()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self.json = None
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.json = None
+        super().update(*args, **kwargs)
+
+
 @dataclass(frozen=True, slots=True)
 class OutboundRecord:
     record_id: str

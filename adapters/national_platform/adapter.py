@@ -154,21 +154,19 @@ class NationalPlatformAdapter:
 def _per_record(part: Sequence[Encoded], body: Mapping[str, Any], *, replay: bool) -> dict[str, DeliveryResult]:
     batch_id = str(body.get("batch_id", ""))
     answers = {str(r.get("record_id")): r for r in body.get("results", []) if isinstance(r, Mapping)}
+    receipt: dict[str, Any] = {"batch_id": batch_id, "received_at": body.get("received_at"), "replay": replay}
     out: dict[str, DeliveryResult] = {}
-    for record in part:
-        rid = record.record_id
+    for rid, _ in part:
         answer = answers.get(rid)
         if answer is None:
             out[rid] = DeliveryResult(rid, "retry", code="NO_RESULT", message=(
                 "国家平台未返回该记录的结果 / the platform gave no result for the record"))
             continue
-        receipt: dict[str, Any] = {"batch_id": batch_id, "received_at": body.get("received_at"), "replay": replay}
         code, message = str(answer.get("code", "")), str(answer.get("message", ""))
         if answer.get("status") == "accepted":
-            out[rid] = DeliveryResult(rid, "delivered", code=code, message=message, receipt=receipt)
+            out[rid] = DeliveryResult(rid, "delivered", code, message, {**receipt})
+        elif answer.get("field"):
+            out[rid] = DeliveryResult(rid, "rejected", code or "10099", message, {**receipt, "field": answer["field"]})
         else:
-            if answer.get("field"):
-                receipt["field"] = answer["field"]
-            out[rid] = DeliveryResult(rid, "rejected", code=code or "10099", message=message, receipt=receipt)
+            out[rid] = DeliveryResult(rid, "rejected", code or "10099", message, {**receipt})
     return out
-

@@ -2,14 +2,19 @@
 
 Keys (one adapter's share the hash tag ``{adapter}``), under ``<prefix>:outbox:{<adapter>}:``:
 
-- ``stream``: the entries (record id, business key hash, kind, department, enqueued at, payload);
-  the group is named after the adapter, every worker is a consumer of it;
+- ``stream``: the entries (record id, business key hash, the record's field in ``records``); the
+  group is named after the adapter, every worker is a consumer of it;
+- ``records``: hash, record field -> ``[kind, department, enqueued at]`` as JSON, a line feed and the
+  payload as JSON. Written with HSET before the entry is added, read with HMGET after the claim,
+  deleted once the entry is done: the scripts never copy a payload (see ``redis_scripts``). Every
+  queueing call writes to fields of its own (a random token), so a record queued again never
+  touches the first copy. The payload is handed out as a ``JsonRecord`` that keeps its JSON;
 - ``retry``: zset, entry id -> due time (ms) of a rescheduled entry, durably (not in memory);
 - ``owners``: hash, business key hash -> the entry now on its way for that key; a later version
   read meanwhile waits in ``held:<key>`` (a list) and is scheduled when the owner settles;
-- ``dead``: hash, entry id -> the dead letter (fields, attempts, error) as JSON;
-- ``id:<record_id>``: idempotency: set when the record was queued (``SET NX``), so queueing the
-  same record again (the relay after a crash) adds nothing;
+- ``dead``: hash, entry id -> the dead letter (fields, record, attempts, error) as JSON;
+- ``id:<record_id>``: idempotency: set when the record was queued, so queueing the same record
+  again (the relay after a crash) adds nothing;
 - ``errors``: hash, entry id -> last error of a rescheduled entry.
 
 Attempts are the group's delivery count: XREADGROUP and XCLAIM raise it, a crashed worker's
@@ -21,15 +26,17 @@ not yet delivered is never dropped. Redis must persist (AOF, ``appendfsync every
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
 import redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from adapters.base import JsonRecord
 from gateway.errors import StoreUnavailable
 from gateway.stores import redis_scripts as lua
 from gateway.stores.keys import optional_hash
@@ -37,7 +44,13 @@ from gateway.stores.outbox import DISCARDED_PREFIX, DeadLetterFilter, ItemId, Ou
 
 ID_TTL_S = 14 * 24 * 3600
 MAX_REMEMBERED_KEYS = 200_000
+# Records per HSET: hiredis packs a command into one buffer that grows by 1 MB steps past 1 MB,
+# so a command of thousands of records costs more to pack than to send.
+HSET_CHUNK = 200
 T = TypeVar("T")
+# One queueing call's records: (record id, business key hash or "", the record's JSON).
+Queued = tuple[str, str, bytes]
+_UNKNOWN = ("?", "?")  # neither key nor record field known: COMPLETE reads them from the entry
 
 
 @contextmanager
@@ -62,6 +75,34 @@ def split_id(item_id: ItemId) -> tuple[str, str]:
     return adapter, entry
 
 
+def record_json(kind: str, department: str | None, enqueued_at: str, payload: Mapping[str, Any]) -> bytes:
+    """What ``records`` holds for one entry: ``[kind, department or "", enqueued at]``, a line feed
+    (compact JSON has none of its own), and the payload, whose bytes then reach the adapter as they
+    are (``JsonRecord.json``)."""
+    body = payload if isinstance(payload, dict) else dict(payload)
+    return orjson.dumps([kind, department or "", enqueued_at]) + b"\n" + orjson.dumps(body, default=str)
+
+
+def read_record(stored: bytes) -> tuple[str, str | None, str, JsonRecord]:
+    """``record_json`` read back: kind, department, enqueued at (ISO text), payload."""
+    head, _, body = stored.partition(b"\n")
+    kind, department, enqueued_at = orjson.loads(head)
+    return kind, department or None, enqueued_at, JsonRecord(orjson.loads(body), body)
+
+
+class _IsoTimes:
+    """ISO texts of the enqueue times of one call: the rows of a batch mostly share one."""
+
+    def __init__(self) -> None:
+        self._seen: dict[datetime, str] = {}
+
+    def __call__(self, moment: datetime) -> str:
+        text = self._seen.get(moment)
+        if text is None:
+            text = self._seen[moment] = moment.astimezone(UTC).isoformat()
+        return text
+
+
 class RedisOutbox:
     def __init__(self, client: redis.Redis, *, prefix: str = "sgw", consumer: str, lease_s: float = 300.0,
                  key_secret: bytes | None = None) -> None:
@@ -71,8 +112,9 @@ class RedisOutbox:
         self._lease_ms = int(lease_s * 1000)
         self._secret = key_secret
         self._groups: set[str] = set()
-        # entry id -> business key hash of what this outbox claimed, so completing needs no read-back
-        self._claimed_keys: dict[str, str] = {}
+        # entry id -> (business key hash, record field) of what this outbox claimed, so completing
+        # needs no read-back
+        self._claimed: dict[str, tuple[str, str]] = {}
         self._scripts = {name: client.register_script(getattr(lua, name))
                          for name in ("PUT", "CLAIM", "COMPLETE", "RETRY", "DEAD", "REDRIVE")}
 
@@ -84,7 +126,7 @@ class RedisOutbox:
         return f"{self._prefix}:outbox:{{{adapter}}}:{name}"
 
     def _keys(self, adapter: str) -> list[str]:
-        return [self.key(adapter, n) for n in ("stream", "retry", "owners", "dead")] + [self.key(adapter, "")]
+        return [self.key(adapter, n) for n in ("stream", "retry", "owners", "dead", "", "records")]
 
     def _ensure_group(self, adapter: str) -> None:
         if adapter in self._groups:
@@ -103,55 +145,90 @@ class RedisOutbox:
     # -- queueing -------------------------------------------------------------------------------
 
     def put_many(self, rows: Sequence[OutboxRow]) -> None:
-        by_adapter: dict[str, list[str]] = {}
+        by_adapter: dict[str, list[Queued]] = {}
+        iso = _IsoTimes()
         for r in rows:
-            by_adapter.setdefault(r.adapter, []).extend([
-                r.record_id, optional_hash(r.kind, r.business_key, self._secret) or "", r.kind,
-                r.department or "", r.enqueued_at.astimezone(UTC).isoformat(),
-                orjson.dumps(dict(r.payload), default=str).decode()])
-        for adapter, args in by_adapter.items():
-            def put(adapter: str = adapter, args: list[str] = args) -> None:
-                self._ensure_group(adapter)
-                stream, prefix = self.key(adapter, "stream"), self.key(adapter, "")
-                self._scripts["PUT"](keys=[stream, prefix], args=[ID_TTL_S, *args])
-            self._run("queueing records", put)
+            by_adapter.setdefault(r.adapter, []).append((
+                r.record_id, optional_hash(r.kind, r.business_key, self._secret) or "",
+                record_json(r.kind, r.department, iso(r.enqueued_at), r.payload)))
+        self._queue_all("queueing records", by_adapter)
 
     def put_rows(self, items: Sequence[OutboxItem]) -> None:
         """Queue rows read back from the SQL relay table (their key is already hashed)."""
-        by_adapter: dict[str, list[str]] = {}
+        by_adapter: dict[str, list[Queued]] = {}
+        iso = _IsoTimes()
         for i in items:
-            by_adapter.setdefault(i.adapter, []).extend([
-                i.record_id, i.business_key_hash or "", i.kind, i.department or "",
-                i.enqueued_at.astimezone(UTC).isoformat(), orjson.dumps(i.payload, default=str).decode()])
-        for adapter, args in by_adapter.items():
-            def put(adapter: str = adapter, args: list[str] = args) -> None:
-                self._ensure_group(adapter)
-                stream, prefix = self.key(adapter, "stream"), self.key(adapter, "")
-                self._scripts["PUT"](keys=[stream, prefix], args=[ID_TTL_S, *args])
-            self._run("handing records to redis", put)
+            by_adapter.setdefault(i.adapter, []).append((
+                i.record_id, i.business_key_hash or "",
+                record_json(i.kind, i.department, iso(i.enqueued_at), i.payload)))
+        self._queue_all("handing records to redis", by_adapter)
+
+    def _queue_all(self, action: str, by_adapter: Mapping[str, Sequence[Queued]]) -> None:
+        for adapter, queued in by_adapter.items():
+            with translate_redis_errors(action):
+                self._queue(adapter, queued)
+
+    def _queue(self, adapter: str, queued: Sequence[Queued]) -> None:
+        """The records first (HSET, fields of this call's own), then the entries (PUT): one round trip.
+        Lost between the two, a record is only an unused field; its entry never lacks the record."""
+        self._ensure_group(adapter)
+        token = secrets.token_hex(12)
+        fields: list[Any] = []
+        args: list[Any] = [ID_TTL_S]
+        for n, (record_id, key, body) in enumerate(queued):
+            field = f"{token}.{n}"
+            fields += (field, body)
+            args += (record_id, key, field)
+        script = self._scripts["PUT"]
+        for attempt in range(2):
+            pipe = self._redis.pipeline(transaction=False)
+            for start in range(0, len(fields), 2 * HSET_CHUNK):
+                pipe.hset(self.key(adapter, "records"), items=fields[start:start + 2 * HSET_CHUNK])
+            pipe.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", script.sha, 2, self.key(adapter, "stream"), self.key(adapter, ""), *args)
+            try:
+                pipe.execute()
+                return
+            except NoScriptError:  # Redis restarted or its scripts flushed: load and send again
+                if attempt:
+                    raise
+                script.sha = str(self._redis.script_load(script.script))
 
     # -- delivery -------------------------------------------------------------------------------
 
     def claim(self, adapter: str, limit: int, now: datetime) -> list[OutboxItem]:
+        if len(self._claimed) > MAX_REMEMBERED_KEYS:  # entries settled elsewhere: forget, read back
+            self._claimed.clear()
+
         def go() -> list[OutboxItem]:
             self._ensure_group(adapter)
-            rows = self._scripts["CLAIM"](keys=self._keys(adapter),
+            flat = self._scripts["CLAIM"](keys=self._keys(adapter),
                                           args=[adapter, self._consumer, limit, _ms(now), self._lease_ms])
-            return [self._item(adapter, row) for row in rows]
-        items = self._run("claiming queued records", go)
-        if len(self._claimed_keys) > MAX_REMEMBERED_KEYS:  # entries settled elsewhere: forget, read back
-            self._claimed_keys.clear()
-        self._claimed_keys.update((str(i.id), i.business_key_hash or "") for i in items)
-        return items
+            if not flat:
+                return []
+            bodies: list[bytes | None] = self._redis.hmget(self.key(adapter, "records"), flat[5::6])  # type: ignore[assignment]
+            return self._items(adapter, flat, bodies)
+        return self._run("claiming queued records", go)
 
-    @staticmethod
-    def _item(adapter: str, row: list[Any], state: str = "inflight") -> OutboxItem:
-        sid, attempts, rid, key, kind, dept, at, payload, err = row
-        # orjson reads the payload's bytes as they come: no decoding to str first.
-        return OutboxItem(id=f"{adapter}:{_text(sid)}", adapter=adapter, record_id=_text(rid), kind=_text(kind),
-                          business_key_hash=_text(key) or None, department=_text(dept) or None,
-                          payload=orjson.loads(payload), enqueued_at=datetime.fromisoformat(_text(at)),
-                          attempts=int(attempts), state=state, last_error=_text(err) or None)
+    def _items(self, adapter: str, flat: list[Any], bodies: Iterable[bytes | None]) -> list[OutboxItem]:
+        """CLAIM's rows (six values each) and their records -> items. A record gone meanwhile belongs
+        to an entry that the worker it was reclaimed from has completed: that entry is done."""
+        items: list[OutboxItem] = []
+        times: dict[str, datetime] = {}
+        for row, body in enumerate(bodies):
+            if body is None:
+                continue
+            entry, attempts, record_id, key, error, field = flat[row * 6:row * 6 + 6]
+            kind, department, at, payload = read_record(body)
+            enqueued_at = times.get(at)
+            if enqueued_at is None:
+                enqueued_at = times[at] = datetime.fromisoformat(at)
+            item_id = f"{adapter}:{entry.decode()}"
+            key_hash = key.decode()
+            items.append(OutboxItem(item_id, adapter, record_id.decode(), kind, key_hash or None, department,
+                                    payload, enqueued_at, attempts, "inflight", error.decode() or None))
+            self._claimed[item_id] = (key_hash, field.decode())
+        return items
 
     def _per_adapter(self, ids: Sequence[ItemId], action: str, script: str, head: list[Any]) -> list[Any]:
         groups: dict[str, list[str]] = {}
@@ -172,12 +249,12 @@ class RedisOutbox:
         groups: dict[str, list[str]] = {}
         for item_id in ids:
             adapter, entry = split_id(item_id)
-            groups.setdefault(adapter, []).extend((entry, self._claimed_keys.pop(str(item_id), "?")))
+            groups.setdefault(adapter, []).extend((entry, *self._claimed.pop(str(item_id), _UNKNOWN)))
         now = _ms(datetime.now(UTC))
-        for adapter, pairs in groups.items():
-            def go(adapter: str = adapter, pairs: list[str] = pairs) -> Any:
+        for adapter, triples in groups.items():
+            def go(adapter: str = adapter, triples: list[str] = triples) -> Any:
                 self._ensure_group(adapter)
-                return self._scripts["COMPLETE"](keys=self._keys(adapter), args=[adapter, now, *pairs])
+                return self._scripts["COMPLETE"](keys=self._keys(adapter), args=[adapter, now, *triples])
             self._run("marking records delivered", go)
 
     def retry(self, ids: Sequence[ItemId], next_attempt_at: datetime, error: str) -> None:
@@ -185,7 +262,7 @@ class RedisOutbox:
 
     def dead(self, ids: Sequence[ItemId], error: str) -> None:
         for item_id in ids:
-            self._claimed_keys.pop(str(item_id), None)
+            self._claimed.pop(str(item_id), None)
         self._per_adapter(ids, "dead-lettering records", "DEAD", [_ms(datetime.now(UTC)), error])
 
     # -- ops ------------------------------------------------------------------------------------
@@ -223,9 +300,13 @@ class RedisOutbox:
 
     def _dead_item(self, adapter: str, entry: str, raw: Any) -> OutboxItem:
         f = orjson.loads(raw)
-        return OutboxItem(id=f"{adapter}:{entry}", adapter=adapter, record_id=f["r"], kind=f["n"],
-                          business_key_hash=f["k"] or None, department=f["d"] or None,
-                          payload=orjson.loads(f["p"]), enqueued_at=datetime.fromisoformat(f["t"]),
+        if "v" in f:
+            kind, department, at, payload = read_record(f["v"].encode())
+        else:  # dead before the records hash: the entry's fields inline
+            kind, department, at, payload = f["n"], f["d"], f["t"], orjson.loads(f["p"])
+        return OutboxItem(id=f"{adapter}:{entry}", adapter=adapter, record_id=f["r"], kind=kind,
+                          business_key_hash=f["k"] or None, department=department or None,
+                          payload=payload, enqueued_at=datetime.fromisoformat(at),
                           attempts=int(f["a"]), state="dead", last_error=f["e"])
 
     def get(self, item_id: ItemId) -> OutboxItem | None:

@@ -4,6 +4,10 @@ It checks the signature (both methods, clock skew, nonce reuse, app id), the rec
 (413), the schema basics (400), replays by batch_id (409 40900 / 40901), answers per record, and
 records what it received and stored so tests can count exactly-once delivery. Faults: see
 ``tests.peers.outbound_peer.PeerServer``.
+
+It is the delivery benchmark's peer too, sharing the machine with the gateway, so it is frugal:
+one orjson parse per request, the body digest of the signature reused to recognise a replay, nonces
+expired oldest first, answers encoded by orjson.
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import sys
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from adapters.national_platform.sm3 import sm3_constructor
@@ -26,6 +31,8 @@ PATH = "/api/v1/records:batch"
 APP_ID = "zj330000sgw"
 APP_SECRET = "nat-test-secret-0001"
 MAX_BODY_BYTES = 5_242_880
+NONCE_WINDOW_S = 600
+METHODS = ("HMAC-SM3", "HMAC-SHA256")
 
 
 @dataclass(frozen=True)
@@ -43,21 +50,43 @@ def _hash(method: str) -> Any:
     return hashlib.sha256
 
 
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, headers=headers, content_type="application/json",
+                        charset="utf-8")
+
+
 def _error(status: int, code: str, message: str, retry_after_s: int | None = None, **extra: Any) -> web.Response:
     headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
-    return web.json_response({"code": code, "message": message, **extra}, status=status, headers=headers)
+    return _json({"code": code, "message": message, **extra}, status=status, headers=headers)
+
+
+def _digest(method: str, raw: bytes) -> str:
+    return str(_hash(method)(raw).hexdigest())
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """A batch the platform holds: the body's digest (by the method it was signed with) and the answer."""
+
+    method: str
+    digest: str
+    answer: dict[str, Any]
+
+    def same_body(self, method: str, digest: str, raw: bytes) -> bool:
+        return digest == self.digest if method == self.method else _digest(self.method, raw) == self.digest
 
 
 class NationalPlatformServer(PeerServer):
     def __init__(self, *, app_id: str = APP_ID, secret: str = APP_SECRET, max_records: int = 500,
-                 max_bytes: int = MAX_BODY_BYTES) -> None:
+                 max_bytes: int = MAX_BODY_BYTES, nonce_window_s: float = NONCE_WINDOW_S) -> None:
         super().__init__(client_max_size=max_bytes + 1_048_576)
         self.app_id, self.secret = app_id, secret
         self.max_records, self.max_bytes = max_records, max_bytes
+        self.nonce_window_s = nonce_window_s
         self.received: list[Received] = []
         self.stored: dict[str, int] = {}           # record_id -> times stored (exactly once: 1)
-        self._batches: dict[str, tuple[str, dict[str, Any]]] = {}  # batch_id -> (body digest, answer)
-        self._nonces: dict[str, float] = {}
+        self._batches: dict[str, _Batch] = {}
+        self._nonces: OrderedDict[str, float] = OrderedDict()  # nonce -> when first seen, oldest first
         self._stale_next = 0
         self.poisoned: set[str] = set()  # records that make the whole batch fail the schema (400)
 
@@ -81,43 +110,44 @@ class NationalPlatformServer(PeerServer):
             status, retry = fault
             code = {503: "50300", 429: "42900"}.get(status, f"{status}00")
             return _error(status, code, "注入的故障 / injected fault", retry), None, ()
-        refused = self._check_signature(request, raw)
-        if refused is not None:
-            return refused, None, ()
+        signed = self._check_signature(request, raw)
+        if isinstance(signed, web.Response):
+            return signed, None, ()
+        method, digest = signed
         if len(raw) > self.max_bytes:
             return _error(413, "41300", "批次超过限制：最多500条记录、5MB"), None, ()
         try:
-            body = json.loads(raw)
+            body = orjson.loads(raw)
             batch_id, records = str(body["batch_id"]), list(body["records"])
-            ids = tuple(str(r["record_id"]) for r in records)
+            ids = tuple([str(r["record_id"]) for r in records])
         except (ValueError, KeyError, TypeError):
             return _error(400, "40000", "报文结构校验失败", errors=[{"path": "$", "message": "无法解析"}]), None, ()
         if len(records) > self.max_records:
             return _error(413, "41300", "批次超过限制：最多500条记录、5MB", batch_id=batch_id), batch_id, ids
-        bad = [i for i, rid in enumerate(ids) if rid in self.poisoned]
+        bad = [i for i, rid in enumerate(ids) if rid in self.poisoned] if self.poisoned else []
         if bad:  # the contract's 400: the whole batch refused for one record's schema, nothing stored
             return _error(400, "40000", "报文结构校验失败", batch_id=batch_id, errors=[
                 {"path": f"$.records[{i}]", "message": "记录不符合报文结构"} for i in bad]), batch_id, ids
-        digest = hashlib.sha256(raw).hexdigest()
-        if batch_id in self._batches:
-            first_digest, first = self._batches[batch_id]
-            if first_digest != digest:
+        first = self._batches.get(batch_id)
+        if first is not None:
+            if not first.same_body(method, digest, raw):
                 return _error(409, "40901", "batch_id已被使用且报文内容不同", batch_id=batch_id), batch_id, ids
-            replay = {**first, "code": "40900", "message": "batch_id已处理，返回首次处理结果"}
-            return web.json_response(replay, status=409), batch_id, ids
-        answer = self._process(batch_id, records)
-        self._batches[batch_id] = (digest, answer)
+            replay = {**first.answer, "code": "40900", "message": "batch_id已处理，返回首次处理结果"}
+            return _json(replay, status=409), batch_id, ids
+        answer = self._process(batch_id, ids)
+        self._batches[batch_id] = _Batch(method, digest, answer)
         if self.answer_lost():
             return _error(502, "50200", "注入的故障：应答丢失 / injected: answer lost"), batch_id, ids
-        return web.json_response(answer), batch_id, ids
+        return _json(answer), batch_id, ids
 
-    def _process(self, batch_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    def _process(self, batch_id: str, ids: tuple[str, ...]) -> dict[str, Any]:
         results = []
-        for record in records:
-            rid = str(record["record_id"])
-            found = self.faults.rejected.get(rid)
+        rejected = self.faults.rejected
+        stored = self.stored
+        for rid in ids:
+            found = rejected.get(rid) if rejected else None
             if found is None:
-                self.stored[rid] = self.stored.get(rid, 0) + 1
+                stored[rid] = stored.get(rid, 0) + 1
                 results.append({"record_id": rid, "status": "accepted", "code": "00000", "message": "接收成功"})
             else:
                 code, message, field = found
@@ -127,7 +157,8 @@ class NationalPlatformServer(PeerServer):
         return {"batch_id": batch_id, "received_at": time.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
                 "accepted": accepted, "rejected": len(results) - accepted, "results": results}
 
-    def _check_signature(self, request: web.Request, raw: bytes) -> web.Response | None:
+    def _check_signature(self, request: web.Request, raw: bytes) -> web.Response | tuple[str, str]:
+        """A refusal, or the signature method and the body's digest by it (what a replay is compared by)."""
         h = request.headers
         app_id, stamp, nonce = h.get("X-App-Id", ""), h.get("X-Timestamp", ""), h.get("X-Nonce", "")
         method, signature = h.get("X-Signature-Method", ""), h.get("X-Signature", "")
@@ -137,19 +168,30 @@ class NationalPlatformServer(PeerServer):
         self._stale_next -= 1 if stale else 0
         if stale or not stamp.isdigit() or len(stamp) != 13 or abs(int(stamp) / 1000 - time.time()) > 300:
             return _error(401, "40101", "时间戳超出允许范围")
-        if method not in ("HMAC-SM3", "HMAC-SHA256"):
+        if method not in METHODS:
             return _error(401, "40100", "签名校验失败")
-        hash_ctor = _hash(method)
-        canonical = "\n".join(["POST", PATH, app_id, stamp, nonce, hash_ctor(raw).hexdigest()])
-        expected = hmac.new(self.secret.encode(), canonical.encode(), hash_ctor).hexdigest()
+        digest = _digest(method, raw)
+        canonical = "\n".join(["POST", PATH, app_id, stamp, nonce, digest])
+        expected = hmac.new(self.secret.encode(), canonical.encode(), _hash(method)).hexdigest()
         if not hmac.compare_digest(expected, signature):
             return _error(401, "40100", "签名校验失败")
-        now = time.monotonic()
-        self._nonces = {n: t for n, t in self._nonces.items() if now - t < 600}
-        if nonce in self._nonces:
+        if not self._first_use(nonce):
             return _error(401, "40102", "随机数重复使用")
-        self._nonces[nonce] = now
-        return None
+        return method, digest
+
+    def _first_use(self, nonce: str) -> bool:
+        """Whether the nonce is new within the window; remembered if so (expired ones forgotten first)."""
+        now = time.monotonic()
+        nonces = self._nonces
+        while nonces:
+            oldest, seen = next(iter(nonces.items()))
+            if now - seen < self.nonce_window_s:
+                break
+            del nonces[oldest]
+        if nonce in nonces:
+            return False
+        nonces[nonce] = now
+        return True
 
     # -- what tests look at -----------------------------------------------------------------------
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
+import orjson
+import pytest
+
+from adapters.base import JsonRecord
 from adapters.national_platform.http import json_object
 from adapters.national_platform.payload import (
     Encoded,
@@ -70,3 +75,29 @@ def test_retry_after_seconds_and_dates() -> None:
     assert retry_after_s("soon") is None
     assert json_object(b"<html>") == {}
     assert json_object(b'{"code":"42900"}') == {"code": "42900"}
+
+
+def test_a_record_with_its_json_is_sent_as_those_bytes() -> None:
+    raw = orjson.dumps({"record_kind": "penalty", "名称": "杭州/样例", "fine_amount_yuan": "5000.00", "n": 1.5,
+                        "penalty_types": ["警告"]})
+    record = JsonRecord(orjson.loads(raw), raw)
+    assert encode_record(record) is raw
+    assert encode_record(record) == encode_record(dict(record))
+
+
+@pytest.mark.parametrize("fields", [{"ext": {"due": "x"}}, {"remark": None}, {"nested": {"a": None}}])
+def test_json_kept_with_an_ext_or_a_null_is_encoded_as_any_record(fields: dict[str, Any]) -> None:
+    plain = {"record_kind": "penalty", **fields}
+    record = JsonRecord(plain, orjson.dumps(plain))
+    assert encode_record(record) == encode_record(plain) == orjson.dumps(platform_record(plain))
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: r.__setitem__("n", 2), lambda r: r.__delitem__("n"), lambda r: r.update(n=2), lambda r: r.pop("n"),
+    lambda r: r.popitem(), lambda r: r.setdefault("m", 1), lambda r: r.clear(), lambda r: r.__ior__({"n": 2})])
+def test_a_changed_record_forgets_its_json(change: Any) -> None:
+    raw = orjson.dumps({"record_kind": "penalty", "n": 1})
+    record = JsonRecord(orjson.loads(raw), raw)
+    change(record)
+    assert record.json is None
+    assert encode_record(record) == orjson.dumps(dict(record))
