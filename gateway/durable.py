@@ -28,10 +28,11 @@ from adapters.base import DeliveryResult
 from gateway.envelope import Envelope
 from gateway.errors import StoreUnavailable
 from gateway.ingest import RecordOutcome
-from gateway.stores.db import bound_wal, translate_errors
-from gateway.stores.journeys import JourneyLog, JourneyRow
-from gateway.stores.outbox import DEFAULT_LEASE_S, ItemId, Outbox, OutboxItem, OutboxRow, SqlOutbox
-from gateway.stores.records import AcceptedRecords, AcceptedRow
+from gateway.stores.bulk import BulkValues
+from gateway.stores.db import bound_wal, dumps_json, translate_errors
+from gateway.stores.journeys import QUEUED, JourneyLog, insert_journey_values
+from gateway.stores.outbox import DEFAULT_LEASE_S, Outbox, OutboxItem, Settlement, SqlOutbox
+from gateway.stores.records import AcceptedRecords
 from gateway.stores.redis_outbox import RedisOutbox
 from gateway.stores.rejections import RejectedRow, RejectionsLedger, WorkingDays
 from gateway.stores.schema import journeys, outbox, rejections
@@ -63,37 +64,34 @@ class SqlGatewayStore:
     def write(self, envelope: Envelope, outcomes: Sequence[RecordOutcome],
               routes: Callable[[str], tuple[str, ...]]) -> None:
         now = datetime.now(UTC)
-        accepted: list[AcceptedRow] = []
-        rejected: list[RejectedRow] = []
-        queued: list[OutboxRow] = []
-        steps = [JourneyRow(record_id=None, event="received", at=envelope.received_at, envelope_id=envelope.envelope_id,
-                            detail={"connector": envelope.connector, "records": len(outcomes)})]
-        routed: dict[str, tuple[str, ...]] = {}
+        batch = self._writer.batch()
+        envelope_id, connector, department = envelope.envelope_id, envelope.connector, envelope.department
+        batch.step(None, "received", envelope.received_at, envelope_id=envelope_id,
+                   detail={"connector": connector, "records": len(outcomes)})
+        routed: dict[str, list[str]] = {}
         for o in outcomes:
             source_record_id = o.record.get("source_record_id")
-            steps.append(JourneyRow(record_id=o.record_id, event=o.status, at=now, envelope_id=envelope.envelope_id,
-                                    detail={"location": o.location, "errors": [e.code for e in o.errors]}))
+            detail: dict[str, Any] = {"location": o.location, "errors": [e.code for e in o.errors]}
             if o.status == "rejected":
-                rejected.append(RejectedRow(kind=o.kind, connector=envelope.connector, rejected_at=now,
-                                            errors=o.errors, warnings=o.warnings, business_key=o.business_key,
-                                            department=envelope.department, source_record_id=source_record_id,
-                                            record_id=o.record_id, raw_payload=o.source, location=o.location))
+                batch.reject(RejectedRow(kind=o.kind, connector=connector, rejected_at=now,
+                                         errors=o.errors, warnings=o.warnings, business_key=o.business_key,
+                                         department=department, source_record_id=source_record_id,
+                                         record_id=o.record_id, raw_payload=o.source, location=o.location))
             elif o.status == "accepted" and o.record_id is not None:
-                accepted.append(AcceptedRow(record_id=o.record_id, kind=o.kind, business_key=o.business_key,
-                                            record=o.record, connector=envelope.connector, accepted_at=now,
-                                            department=envelope.department, source_record_id=source_record_id))
+                key_hash = batch.accept(o.record_id, o.kind, o.business_key, o.record, connector=connector,
+                                        accepted_at=now, department=department, source_record_id=source_record_id)
                 adapters = routed.get(o.kind)
                 if adapters is None:
-                    adapters = routed[o.kind] = routes(o.kind)
+                    adapters = routed[o.kind] = list(routes(o.kind))
                 for adapter in adapters:
-                    queued.append(OutboxRow(adapter=adapter, record_id=o.record_id, kind=o.kind, payload=o.record,
-                                            enqueued_at=envelope.received_at, department=envelope.department,
-                                            business_key=o.business_key))
-                    steps.append(JourneyRow(record_id=o.record_id, event="queued", at=now, target=adapter,
-                                            envelope_id=envelope.envelope_id))
-        self._writer.write(accepted, rejected, steps, queued)
+                    batch.queue(adapter, o.record_id, o.kind, o.record, envelope.received_at,
+                                department=department, business_key_hash=key_hash)
+                if adapters:  # its "queued" steps, stored inside this one (journeys.QUEUED)
+                    detail[QUEUED] = adapters
+            batch.step(o.record_id, o.status, now, envelope_id=envelope_id, detail=detail)
+        self._writer.write_batch(batch)
         bound_wal(self._engine)
-        if self._redis is not None and queued:
+        if self._redis is not None and batch.outbox:
             try:
                 self.relay()
             except StoreUnavailable as exc:  # committed: the periodic relay hands it on later
@@ -120,18 +118,21 @@ class SqlGatewayStore:
 
     def settle(self, adapter: str, items: Sequence[Any], results: Sequence[DeliveryResult], now: datetime,
                retry_at: Callable[[Any, DeliveryResult], datetime]) -> None:
-        steps: list[JourneyRow] = []
-        finished: list[ItemId] = []
+        """Each result with its journey step. On the SQL outbox the outbox changes (one statement per
+        kind of outcome) and the steps are one transaction; a target's rejection is written before,
+        in its own (it goes to the department's rejections whatever happens to the delivery).
+        The steps are encoded here, as ``insert_journey_values`` takes them: a batch's thousand
+        ``JourneyRow`` objects cost more than the rest of the settling done in Python."""
+        at = BulkValues(self._engine.dialect.name, None).ts(now)
+        steps: list[tuple[Any, ...]] = []
+        settlement = Settlement()
         for item, result in zip(items, results, strict=True):
-            detail = {"code": result.code, "message": result.message, "receipt": result.receipt,
-                      "attempt": item.attempts}
             if result.status == "delivered":
-                finished.append(item.id)
-                steps.append(JourneyRow(record_id=item.record_id, event="delivered", at=now, target=adapter,
-                                        detail=detail))
+                settlement.done.append(item.id)
+                event = "delivered"
             elif result.status == "rejected":
                 # The target says the data is wrong: the providing department's to fix, not ops'.
-                finished.append(item.id)
+                settlement.done.append(item.id)
                 self._target_rejection(item, RejectedRow(
                     kind=item.kind, connector=str(item.payload.get("connector", "")), rejected_at=now,
                     errors=[{"code": result.code or "TARGET_REJECTED", "field": _target_field(result),
@@ -140,18 +141,23 @@ class SqlGatewayStore:
                              "message_en": f"rejected by {adapter}: {result.message}"}],
                     department=item.department, source_record_id=item.payload.get("source_record_id"),
                     record_id=item.record_id, raw_payload=item.payload, target=adapter))
-                steps.append(JourneyRow(record_id=item.record_id, event="remote_rejected", at=now, target=adapter,
-                                        detail=detail))
+                event = "remote_rejected"
             elif result.status == "retry":
-                self.outbox.retry([item.id], retry_at(item, result), result.message or "retry")
-                steps.append(JourneyRow(record_id=item.record_id, event="retried", at=now, target=adapter,
-                                        detail=detail))
+                settlement.retry(item.id, retry_at(item, result), result.message or "retry")
+                event = "retried"
             else:
-                self.outbox.dead([item.id], result.message or "failed")
-                steps.append(JourneyRow(record_id=item.record_id, event="dead", at=now, target=adapter,
-                                        detail=detail))
-        self.outbox.complete(finished)
-        self.journeys.append_many(steps)
+                settlement.bury(item.id, result.message or "failed")
+                event = "dead"
+            detail = {"code": result.code, "message": result.message, "receipt": result.receipt,
+                      "attempt": item.attempts}
+            steps.append((item.record_id, None, event, adapter, dumps_json(detail), at))  # JOURNEY_COLUMNS
+        on_sql = self.outbox is self.sql_outbox
+        if not on_sql:  # Redis: its changes first, then the steps
+            settlement.apply(self.outbox)
+        with translate_errors("settling deliveries"), self._engine.begin() as conn:
+            if on_sql:
+                self.sql_outbox.settle(conn, settlement)
+            insert_journey_values(conn, steps)
 
     def _target_rejection(self, item: Any, row: RejectedRow) -> None:
         rejection_id = self.rejections.add(row)

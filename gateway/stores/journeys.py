@@ -1,12 +1,17 @@
 """The journey of every record (全过程留痕): received, mapped, queued, each attempt, each receipt.
 
 Append-only. ``detail`` must hold no personal information in clear (it is shown to operators).
+
+Ingest stores an accepted record's "queued" steps inside its "accepted" step (``QUEUED``: the
+adapters, in order): one row per record instead of one more per adapter, whose insert and index
+entries cost a tenth of the ingest write with one adapter. Every read unfolds them into the
+"queued" steps they stand for, as if written one by one (same time, envelope and order; no detail).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -15,6 +20,9 @@ from sqlalchemy import Connection, Engine, RowMapping, select
 from gateway.stores.bulk import BulkValues, insert_rows
 from gateway.stores.db import translate_errors
 from gateway.stores.schema import journeys
+
+QUEUED = "queued"
+"""Key of an "accepted" step's detail: the adapters the record was queued for, in order."""
 
 JourneyEvent = Literal[
     "received", "mapped", "rejected", "accepted", "duplicate", "queued",
@@ -49,6 +57,23 @@ class JourneyEntry:
         return cls(id=row["id"], record_id=row["record_id"], envelope_id=row["envelope_id"],
                    event=row["event"], target=row["target"], detail=row["detail"], at=row["at"])
 
+    def unfolded(self) -> list[JourneyEntry]:
+        """This step, and the "queued" steps stored inside it (see ``QUEUED``)."""
+        targets = queued_targets(self.event, self.detail)
+        if not targets:
+            return [self]
+        detail = {key: value for key, value in (self.detail or {}).items() if key != QUEUED}
+        return [replace(self, detail=detail),
+                *(replace(self, event="queued", target=target, detail=None) for target in targets)]
+
+
+def queued_targets(event: str, detail: Any) -> list[str]:
+    """The adapters an "accepted" step says its record was queued for (none for any other step)."""
+    if event != "accepted" or not isinstance(detail, dict):
+        return []
+    targets = detail.get(QUEUED)
+    return [str(t) for t in targets] if isinstance(targets, list) else []
+
 
 JOURNEY_COLUMNS = ("record_id", "envelope_id", "event", "target", "detail", "at")
 
@@ -58,6 +83,11 @@ def insert_journeys(conn: Connection, rows: Sequence[JourneyRow], values: BulkVa
         v = values or BulkValues.of(conn, None)
         insert_rows(conn, journeys, JOURNEY_COLUMNS, [
             (r.record_id, r.envelope_id, r.event, r.target, v.json(r.detail), v.ts(r.at)) for r in rows])
+
+
+def insert_journey_values(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Steps encoded already (``JOURNEY_COLUMNS``, see ``BulkValues``), in the order they happened."""
+    insert_rows(conn, journeys, JOURNEY_COLUMNS, rows)
 
 
 class JourneyLog:
@@ -85,4 +115,4 @@ class JourneyLog:
     def _query(self, condition: Any) -> list[JourneyEntry]:
         stmt = select(journeys).where(condition).order_by(journeys.c.at, journeys.c.id)
         with translate_errors("reading journeys"), self._engine.connect() as conn:
-            return [JourneyEntry.from_row(r) for r in conn.execute(stmt).mappings()]
+            return [step for r in conn.execute(stmt).mappings() for step in JourneyEntry.from_row(r).unfolded()]

@@ -16,17 +16,18 @@ database and ``gateway.stores.redis_outbox.RedisOutbox`` on Redis Streams. Both 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Index, RowMapping, and_, exists, func, literal_column, select, update
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Connection, Engine, Index, RowMapping, func, select
 
-from gateway.stores.bulk import BulkValues, insert_rows
-from gateway.stores.db import translate_errors
+from gateway.stores.bulk import BulkValues, insert_rows, marks
+from gateway.stores.db import loads_json, translate_errors
 from gateway.stores.keys import BusinessKey
-from gateway.stores.schema import UtcDateTime, outbox
+from gateway.stores.schema import outbox
 
 DEFAULT_LEASE_S = 300.0
 DISCARDED_PREFIX = "discarded: "
@@ -126,15 +127,107 @@ def insert_outbox(conn: Connection, rows: Sequence[OutboxRow], secret: bytes | N
         out.append((r.adapter, r.record_id, r.kind, r.department,
                     None if r.business_key is None else v.key_hash(r.kind, r.business_key), v.json(r.payload),
                     at, at, 0, "pending", at))
-    insert_rows(conn, outbox, OUTBOX_COLUMNS, out, on_conflict=("adapter", "record_id"))
+    insert_outbox_values(conn, out)
 
 
-def _no_earlier_open_version() -> ColumnElement[bool]:
-    earlier = outbox.alias("earlier")
-    return ~exists().where(and_(earlier.c.adapter == outbox.c.adapter,
-                                earlier.c.business_key_hash == outbox.c.business_key_hash,
-                                earlier.c.id < outbox.c.id,
-                                earlier.c.state.in_(("pending", "inflight"))))
+def insert_outbox_values(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Rows encoded already (``OUTBOX_COLUMNS``, see ``BulkValues``), in delivery order; a record
+    queued already for the adapter is skipped."""
+    insert_rows(conn, outbox, OUTBOX_COLUMNS, rows, on_conflict=("adapter", "record_id"))
+
+
+@dataclass(slots=True)
+class Settlement:
+    """A delivered batch's changes to the outbox, grouped so that each group is one statement:
+    items done, items to try again (by due time and error) and dead letters (by error)."""
+
+    done: list[ItemId] = field(default_factory=list)
+    retries: dict[tuple[datetime, str], list[ItemId]] = field(default_factory=dict)
+    dead: dict[str, list[ItemId]] = field(default_factory=dict)
+
+    def retry(self, item_id: ItemId, next_attempt_at: datetime, error: str) -> None:
+        self.retries.setdefault((next_attempt_at, error), []).append(item_id)
+
+    def bury(self, item_id: ItemId, error: str) -> None:
+        self.dead.setdefault(error, []).append(item_id)
+
+    def apply(self, box: Outbox) -> None:
+        """On any outbox, one call per group (``SqlOutbox.settle`` does it in a caller's transaction)."""
+        for (at, error), ids in self.retries.items():
+            box.retry(ids, at, error)
+        for error, ids in self.dead.items():
+            box.dead(ids, error)
+        box.complete(self.done)
+
+
+_IN_CHUNK = 500  # item ids per IN list, well under every backend's limit on bound parameters
+
+
+@lru_cache(maxsize=8)
+def _claim_sql(dialect: str, state: str) -> str:
+    """One claim as one statement through the driver: the ids of due items of one state walked in
+    id order (skipping those whose key has an earlier version on its way) become ``inflight``,
+    and come back. Parameters: lease end, now (updated_at), adapter, state, now, limit."""
+    m = "?" if dialect == "sqlite" else "%s"
+    # A unary + keeps SQLite's planner off ix_outbox_due, whose range it would then sort whole.
+    due = "+outbox.next_attempt_at" if state == "pending" and dialect == "sqlite" else "outbox.next_attempt_at"
+    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    # SQLite hands the JSON text over as UTF-8 bytes, which orjson reads without a str in between.
+    payload = "CAST(payload AS BLOB)" if dialect == "sqlite" else "payload"
+    t = outbox.name
+    return (f"UPDATE {t} SET state = 'inflight', attempts = attempts + 1, next_attempt_at = {m}, updated_at = {m}"  # noqa: S608
+            f" WHERE id IN (SELECT {t}.id FROM {t} WHERE {t}.adapter = {m} AND {t}.state = {m} AND {due} <= {m}"
+            f" AND NOT EXISTS (SELECT 1 FROM {t} AS earlier WHERE earlier.adapter = {t}.adapter"
+            f" AND earlier.business_key_hash = {t}.business_key_hash AND earlier.id < {t}.id"
+            f" AND earlier.state IN ('pending', 'inflight')) ORDER BY {t}.id LIMIT {m}{lock})"
+            f" RETURNING id, record_id, kind, business_key_hash, department, {payload}, enqueued_at, attempts,"
+            " last_error")
+
+
+def _claimed_items(adapter: str, rows: Sequence[Sequence[Any]]) -> list[OutboxItem]:
+    """Rows of ``_claim_sql`` as items in id order (RETURNING has none), decoded as the Core
+    table's types would (JSON payload, aware UTC times); a batch's enqueue times, mostly a few
+    envelopes', are converted once."""
+    times: dict[Any, datetime] = {}
+    items = []
+    for item_id, record_id, kind, key_hash, department, payload, enqueued_at, attempts, last_error in rows:
+        at = times.get(enqueued_at)
+        if at is None:
+            at = times[enqueued_at] = _utc(enqueued_at)
+        if isinstance(payload, bytes | str):  # SQLite; psycopg decodes jsonb itself
+            payload = loads_json(payload)
+        # By position: keywords make a thousand frozen dataclasses cost twice as much.
+        items.append(OutboxItem(item_id, adapter, record_id, kind, key_hash, department, payload, at, attempts,
+                                "inflight", last_error))
+    items.sort(key=attrgetter("id"))
+    return items
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A stored ``UtcDateTime`` as it reads back: SQLite has naive UTC text, PostgreSQL an aware datetime."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _update_items(conn: Connection, ids: Sequence[ItemId], values: Mapping[str, Any], *,
+                  where_state: str | None = None) -> None:
+    """``UPDATE outbox SET values WHERE id IN ids`` through the driver, ``_IN_CHUNK`` ids a
+    statement (the same statement for every full chunk); datetimes go in as ``UtcDateTime``
+    stores them. ``values`` names columns: our own, never input."""
+    if not ids:
+        return
+    dialect = conn.dialect.name
+    v = BulkValues(dialect, None)
+    assignments = ", ".join(f"{column} = {marks(dialect, 1)}" for column in values)
+    head = [v.ts(x) if isinstance(x, datetime) else x for x in values.values()]
+    tail = [] if where_state is None else [where_state]
+    keys = [int(i) for i in ids]
+    for start in range(0, len(keys), _IN_CHUNK):
+        chunk = keys[start:start + _IN_CHUNK]
+        sql = f"UPDATE {outbox.name} SET {assignments} WHERE id IN ({marks(dialect, len(chunk))})"  # noqa: S608
+        if where_state is not None:
+            sql += f" AND state = {marks(dialect, 1)}"
+        conn.exec_driver_sql(sql, (*head, *chunk, *tail))
 
 
 class SqlOutbox:
@@ -155,28 +248,29 @@ class SqlOutbox:
 
         Items whose lease ran out (a dead worker's) come first, then pending ones walked in id order
         along ``ix_outbox_claim``: the walk stops after ``limit`` items, so a claim costs the same
-        with a backlog of a million items as with ten (ordering all due items did not)."""
-        with translate_errors("claiming queued records"), self._engine.begin() as conn:
-            items = self._claim_state(conn, adapter, "inflight", limit, now)
-            if len(items) < limit:
-                items += self._claim_state(conn, adapter, "pending", limit - len(items), now)
-        return sorted(items, key=lambda item: int(item.id))
+        with a backlog of a million items as with ten (ordering all due items did not).
 
-    def _claim_state(self, conn: Connection, adapter: str, state: str, limit: int,
-                     now: datetime) -> list[OutboxItem]:
-        due_at: ColumnElement[Any] = outbox.c.next_attempt_at
-        if state == "pending" and conn.dialect.name == "sqlite":
-            # A unary + keeps SQLite's planner off ix_outbox_due, whose range it would then sort whole.
-            due_at = literal_column("+outbox.next_attempt_at", UtcDateTime())
-        due = (select(outbox.c.id)
-               .where(outbox.c.adapter == adapter, outbox.c.state == state,
-                      due_at <= now, _no_earlier_open_version())
-               .order_by(outbox.c.id).limit(limit).with_for_update(skip_locked=True))
-        stmt = (update(outbox).where(outbox.c.id.in_(due.scalar_subquery()))
-                .values(state="inflight", attempts=outbox.c.attempts + 1,
-                        next_attempt_at=now + self._lease, updated_at=now)
-                .returning(*outbox.c))
-        return [OutboxItem.from_row(r) for r in conn.execute(stmt).mappings()]
+        Plain SQL through the driver, one ``UPDATE ... RETURNING`` per state: read back through
+        SQLAlchemy's result processing, the claimed rows cost more than claiming them."""
+        with translate_errors("claiming queued records"), self._engine.begin() as conn:
+            dialect = conn.dialect.name
+            v = BulkValues(dialect, None)
+            head = (v.ts(now + self._lease), v.ts(now), adapter)
+            rows = list(conn.exec_driver_sql(_claim_sql(dialect, "inflight"), (*head, "inflight", v.ts(now), limit)))
+            if len(rows) < limit:
+                rows += conn.exec_driver_sql(_claim_sql(dialect, "pending"),
+                                             (*head, "pending", v.ts(now), limit - len(rows)))
+        return _claimed_items(adapter, rows)
+
+    def settle(self, conn: Connection, settlement: Settlement) -> None:
+        """A delivered batch's changes in the caller's transaction (with its journey steps)."""
+        now = datetime.now(UTC)
+        for (at, error), ids in settlement.retries.items():
+            _update_items(conn, ids, {"state": "pending", "next_attempt_at": at, "last_error": error,
+                                     "updated_at": now})
+        for error, ids in settlement.dead.items():
+            _update_items(conn, ids, {"state": "dead", "last_error": error, "updated_at": now})
+        _update_items(conn, settlement.done, {"state": "done", "last_error": None, "updated_at": now})
 
     def complete(self, ids: Sequence[ItemId]) -> None:
         self._set(ids, "marking records delivered", state="done", last_error=None)
@@ -233,23 +327,41 @@ class SqlOutbox:
         return None if row is None else OutboxItem.from_row(row)
 
     def pending_rows(self, limit: int) -> list[OutboxItem]:
-        """Rows not yet handed on, oldest first (the relay to a Redis outbox reads these)."""
-        stmt = select(outbox).where(outbox.c.state == "pending").order_by(outbox.c.id).limit(limit)
+        """Rows not yet handed on, oldest first (the relay to a Redis outbox reads these after
+        every ingest write: through the driver, decoded as the Core table would)."""
         with translate_errors("reading the outbox"), self._engine.connect() as conn:
-            return [OutboxItem.from_row(r) for r in conn.execute(stmt).mappings()]
+            dialect = conn.dialect.name
+            payload = "CAST(payload AS BLOB)" if dialect == "sqlite" else "payload"  # bytes for orjson
+            sql = (f"SELECT id, adapter, record_id, kind, business_key_hash, department, {payload}, enqueued_at,"  # noqa: S608
+                   f" attempts, state, last_error FROM {outbox.name} WHERE state = 'pending' ORDER BY id"
+                   f" LIMIT {marks(dialect, 1)}")
+            rows = conn.exec_driver_sql(sql, (limit,)).all()
+        times: dict[Any, datetime] = {}
+        items = []
+        for item_id, adapter, record_id, kind, key_hash, department, body, enqueued_at, attempts, state, error in rows:
+            at = times.get(enqueued_at)
+            if at is None:
+                at = times[enqueued_at] = _utc(enqueued_at)
+            items.append(OutboxItem(item_id, adapter, record_id, kind, key_hash, department,
+                                    loads_json(body) if isinstance(body, bytes | str) else body, at, attempts,
+                                    state, error))
+        return items
 
     def forget(self, ids: Sequence[ItemId]) -> None:
-        """Delete rows handed on to another outbox."""
-        if ids:
-            with translate_errors("clearing handed-on rows"), self._engine.begin() as conn:
-                conn.execute(outbox.delete().where(outbox.c.id.in_([int(i) for i in ids])))
+        """Delete rows handed on to another outbox (``_IN_CHUNK`` ids a statement, through the driver)."""
+        if not ids:
+            return
+        keys = [int(i) for i in ids]
+        with translate_errors("clearing handed-on rows"), self._engine.begin() as conn:
+            dialect = conn.dialect.name
+            for start in range(0, len(keys), _IN_CHUNK):
+                chunk = keys[start:start + _IN_CHUNK]
+                conn.exec_driver_sql(f"DELETE FROM {outbox.name} WHERE id IN ({marks(dialect, len(chunk))})",  # noqa: S608
+                                     tuple(chunk))
 
     def _set(self, ids: Sequence[ItemId], action: str, *, where_state: str | None = None, **values: Any) -> None:
         if not ids:
             return
         values.setdefault("updated_at", datetime.now(UTC))
-        stmt = update(outbox).where(outbox.c.id.in_([int(i) for i in ids])).values(**values)
-        if where_state is not None:
-            stmt = stmt.where(outbox.c.state == where_state)
         with translate_errors(action), self._engine.begin() as conn:
-            conn.execute(stmt)
+            _update_items(conn, ids, values, where_state=where_state)

@@ -59,12 +59,18 @@ def insert_accepted(conn: Connection, rows: Sequence[AcceptedRow], secret: bytes
     if not rows:
         return
     v = values or BulkValues.of(conn, secret)
-    insert_rows(conn, accepted_records, ACCEPTED_COLUMNS, [
+    insert_accepted_values(conn, [
         (r.record_id, r.kind, v.key_hash(r.kind, r.business_key), plain_key(r.kind, r.business_key),
          str(r.record.get("operation", "i")), r.source_record_id, r.department, r.connector, v.json(r.record),
          v.ts(r.accepted_at))
         for r in rows
-    ], on_conflict=("record_id",))
+    ])
+
+
+def insert_accepted_values(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Rows encoded already (``ACCEPTED_COLUMNS``, see ``BulkValues``); a record id stored already
+    is skipped (a batch re-sent after a lost acknowledgement)."""
+    insert_rows(conn, accepted_records, ACCEPTED_COLUMNS, rows, on_conflict=("record_id",))
 
 
 class AcceptedRecords:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, RowMapping, bindparam, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from gateway.stores.bulk import BulkValues, insert_rows, marks
 from gateway.stores.db import translate_errors
 from gateway.stores.keys import BusinessKey, optional_hash, plain_key
 from gateway.stores.schema import rejections
@@ -101,18 +102,32 @@ def raw_for_json(raw: Any) -> Any:
     return raw
 
 
+REJECTION_COLUMNS = ("record_id", "kind", "business_key", "business_key_hash", "department", "connector", "target",
+                     "source_record_id", "raw_payload", "errors", "warnings", "location", "status", "rejected_at",
+                     "due_on", "resolved_at", "resolved_by_record_id")
+
+
 def insert_rejections(conn: Connection, rows: Sequence[RejectedRow], calendar: WorkingDays,
-                      secret: bytes | None) -> None:
-    values = rejection_values(conn, rows, calendar, secret)
-    if values:
-        conn.execute(rejections.insert(), values)
+                      secret: bytes | None, values: BulkValues | None = None) -> None:
+    """New rejections, as one driver-level insert (a chunk of a file may reject every row)."""
+    found = rejection_values(conn, rows, calendar, secret)
+    if not found:
+        return
+    v = values or BulkValues.of(conn, secret)
+    insert_rows(conn, rejections, REJECTION_COLUMNS, [
+        (d["record_id"], d["kind"], d["business_key"], d["business_key_hash"], d["department"], d["connector"],
+         d["target"], d["source_record_id"], v.json_once(d["raw_payload"]), v.json_once(d["errors"]),
+         v.json_once(d["warnings"]), d["location"], d["status"], v.ts(d["rejected_at"]), v.day(d["due_on"]),
+         v.ts(d["resolved_at"]), d["resolved_by_record_id"])
+        for d in found])
 
 
 def rejection_values(conn: Connection, rows: Sequence[RejectedRow], calendar: WorkingDays,
                      secret: bytes | None) -> builtins.list[dict[str, Any]]:
     """Column values for new rejections, in order. Open rejections of the same key, stored or earlier
     in ``rows``, are superseded by the last one, which inherits the earliest due date."""
-    values = [_values(row, calendar, secret) for row in rows]
+    due_on: dict[datetime, date] = {}  # a batch's rows share their time: one calendar walk
+    values = [_values(row, calendar, secret, due_on) for row in rows]
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for value in values:
         if value["business_key_hash"] is None:
@@ -128,7 +143,11 @@ def rejection_values(conn: Connection, rows: Sequence[RejectedRow], calendar: Wo
     return values
 
 
-def _values(row: RejectedRow, calendar: WorkingDays, secret: bytes | None) -> dict[str, Any]:
+def _values(row: RejectedRow, calendar: WorkingDays, secret: bytes | None,
+            due_on: dict[datetime, date]) -> dict[str, Any]:
+    due = due_on.get(row.rejected_at)
+    if due is None:
+        due = due_on[row.rejected_at] = due_date(row.rejected_at, calendar)
     return {
         "record_id": row.record_id, "kind": row.kind, "business_key": plain_key(row.kind, row.business_key),
         "business_key_hash": optional_hash(row.kind, row.business_key, secret),
@@ -136,7 +155,7 @@ def _values(row: RejectedRow, calendar: WorkingDays, secret: bytes | None) -> di
         "source_record_id": row.source_record_id, "raw_payload": raw_for_json(row.raw_payload),
         "errors": finding_dicts(row.errors), "warnings": finding_dicts(row.warnings),
         "location": row.location, "status": "open", "rejected_at": row.rejected_at,
-        "due_on": due_date(row.rejected_at, calendar), "resolved_at": None, "resolved_by_record_id": None,
+        "due_on": due, "resolved_at": None, "resolved_by_record_id": None,
     }
 
 
@@ -178,22 +197,29 @@ class Resolution:
 
 def resolve_keys(conn: Connection, resolutions: Sequence[Resolution]) -> int:
     """Resolve the open rejections of the keys; returns how many. One SELECT per chunk of keys."""
-    by_key = {(r.kind, r.business_key_hash): r for r in resolutions}
+    return resolve_hashes(conn, {(r.kind, r.business_key_hash): (r.record_id, r.at) for r in resolutions})
+
+
+def resolve_hashes(conn: Connection, resolutions: Mapping[tuple[str, str], tuple[str, datetime]]) -> int:
+    """``resolve_keys`` for (kind, business key hash) -> (record id, at): every accepted record of an
+    ingest write comes here, and most keys have no open rejection, so the lookup is plain SQL
+    through the driver (SQLAlchemy's expansion of a 500-item IN list costs more than the lookup)."""
     by_kind: dict[str, set[str]] = {}
-    for r in resolutions:
-        by_kind.setdefault(r.kind, set()).add(r.business_key_hash)
+    for kind, key_hash in resolutions:
+        by_kind.setdefault(kind, set()).add(key_hash)
+    dialect = conn.dialect.name
     updates = []
     for kind, found_hashes in by_kind.items():
         hashes = sorted(found_hashes)
         for start in range(0, len(hashes), _IN_CHUNK):
+            chunk = hashes[start:start + _IN_CHUNK]
             # With the kind, ix_rejections_key serves the lookup instead of a scan of the open ones.
-            stmt = select(rejections.c.id, rejections.c.business_key_hash).where(
-                rejections.c.kind == kind, rejections.c.status == "open",
-                rejections.c.business_key_hash.in_(hashes[start:start + _IN_CHUNK]))
-            for rid, key_hash in conn.execute(stmt):
-                found = by_key.get((kind, key_hash))
+            sql = (f"SELECT id, business_key_hash FROM {rejections.name} WHERE kind = {marks(dialect, 1)}"  # noqa: S608
+                   f" AND status = 'open' AND business_key_hash IN ({marks(dialect, len(chunk))})")
+            for rid, key_hash in conn.exec_driver_sql(sql, (kind, *chunk)):
+                found = resolutions.get((kind, key_hash))
                 if found is not None:
-                    updates.append({"b_id": rid, "b_at": found.at, "b_by": found.record_id})
+                    updates.append({"b_id": rid, "b_at": found[1], "b_by": found[0]})
     if updates:
         conn.execute(update(rejections).where(rejections.c.id == bindparam("b_id")).values(
             status="resolved", resolved_at=bindparam("b_at"), resolved_by_record_id=bindparam("b_by")),

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from gateway.stores.db import translate_errors
+from gateway.stores.journeys import queued_targets
 from gateway.stores.schema import accepted_records, journeys, rejections
 
 DELIVERY_EVENTS = ("queued", "retried", "delivered", "remote_rejected", "dead", "redriven", "discarded")
@@ -75,12 +76,14 @@ class Submissions:
         if not record_ids:
             return {}
         j = journeys.c
-        stmt = (select(j.record_id, j.target, j.event).where(j.record_id.in_(list(record_ids)),
-                                                               j.event.in_(DELIVERY_EVENTS))
-                .order_by(j.at, j.id))
+        # "accepted" too: ingest stores a record's "queued" steps inside it (journeys.QUEUED)
+        stmt = (select(j.record_id, j.target, j.event, j.detail).where(
+            j.record_id.in_(list(record_ids)), j.event.in_((*DELIVERY_EVENTS, "accepted"))).order_by(j.at, j.id))
         out: dict[str, dict[str, str]] = {}
-        for record_id, target, event in conn.execute(stmt):
-            if target is not None:
+        for record_id, target, event, detail in conn.execute(stmt):
+            for queued in queued_targets(event, detail):
+                out.setdefault(record_id, {})[queued] = "queued"
+            if target is not None and event != "accepted":
                 out.setdefault(record_id, {})[target] = event
         return out
 

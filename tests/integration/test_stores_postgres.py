@@ -49,14 +49,17 @@ from tests.unit.test_stores import (  # noqa: F401
     test_due_date_counts_from_the_shanghai_date,
     test_due_date_on_the_friday_before_national_day_is_after_the_holiday,
     test_ingest_batch_is_written_together_and_idempotently,
+    test_ingest_rows_are_stored_as_the_core_tables_store_them,
     test_journey_of_a_record_in_order,
     test_list_filters_by_department_status_and_due_date,
     test_outbox_claim_lease_and_outcomes,
     test_outbox_claims_do_not_overlap,
     test_pii_keys_are_stored_only_as_hashes,
+    test_queued_steps_stored_with_the_accepted_one_read_as_steps_of_their_own,
     test_raw_bytes_are_kept_as_base64,
     test_rejection_is_resolved_by_a_later_accepted_record_with_the_same_key,
     test_resolve_by_business_key_hash,
+    test_the_store_writes_every_step_of_an_envelope_in_order,
 )
 
 pytestmark = pytest.mark.integration

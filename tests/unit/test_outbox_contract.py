@@ -1,4 +1,4 @@
-"""One outbox test suite, run on both backends: SQLite (embedded) and a real Redis (Streams).
+"""One outbox test suite, run on every backend: SQLite (embedded), PostgreSQL and a real Redis (Streams).
 
 Each test builds the outbox through its public constructor; Redis keys live under a unique prefix
 that is deleted afterwards, so the suite runs beside other engineers' tests.
@@ -18,12 +18,14 @@ import redis
 from gateway.stores.db import create_engine_for, init_schema
 from gateway.stores.outbox import DeadLetterFilter, Outbox, OutboxItem, OutboxRow, SqlOutbox
 from gateway.stores.redis_outbox import RedisOutbox
+from tests.pg import gateway_engine
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 Factory = Callable[..., Outbox]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration),
+                        pytest.param("redis", marks=pytest.mark.integration)])
 def make_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
     if request.param == "sqlite":
         engine = create_engine_for(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
@@ -34,6 +36,14 @@ def make_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fact
 
         yield sql
         engine.dispose()
+        return
+    if request.param == "postgresql":
+        with gateway_engine("sgw_outbox") as pg_engine:
+
+            def pg(consumer: str = "w1", lease_s: float = 300.0) -> Outbox:
+                return SqlOutbox(pg_engine, lease_s=lease_s)
+
+            yield pg
         return
     prefix = f"sgw-test-{uuid.uuid4().hex[:10]}"
     client = redis.Redis.from_url(REDIS_URL)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import chinese_calendar
 import pytest
@@ -264,6 +266,133 @@ def test_database_failure_is_store_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="no such table"):
         IngestWriter(engine, OfficialCalendar()).write([accepted("r-1")], [], [], [])
     engine.dispose()
+
+
+def stored(engine: Engine, table: str, columns: tuple[str, ...], where: str) -> list[tuple[Any, ...]]:
+    """The columns as the database holds them: storage type and text of each value."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            cells = ", ".join(f"typeof({c}) || ':' || {c}" for c in columns)
+        else:
+            cells = ", ".join(f"pg_typeof({c})::text || ':' || CAST({c} AS TEXT)" for c in columns)
+        return [tuple(row) for row in conn.execute(text(f"SELECT {cells} FROM {table} WHERE {where}"))]
+
+
+def test_ingest_rows_are_stored_as_the_core_tables_store_them(engine: Engine) -> None:
+    """The writer encodes values for the driver itself (JSON as UTF-8, times as UTC): what it stores
+    must be what SQLAlchemy's column types store, for every reader of these tables."""
+    at = datetime(2025, 9, 26, 18, 0, 0, 123456, tzinfo=ZoneInfo("Asia/Shanghai"))
+    record = {"record_kind": "penalty", "operation": "u", "counterparty_name": "桐庐示例食品有限公司",
+              "fine": Decimal("5000.10"), "nested": {"items": [1, 2.5, None, True, "〔2025〕"]}}
+    IngestWriter(engine, OfficialCalendar()).write(
+        [AcceptedRow(record_id="r-bulk", kind="penalty", business_key=PENALTY_KEY, record=record,
+                     connector="batch-xihu", accepted_at=at, department="xihu-scj")],
+        [rejected(("B", "1"), at=at, record_id="r-bulk-bad", raw=b"\xb2\xe2")],
+        [JourneyRow("r-bulk", "accepted", at, envelope_id="env-1", detail={"location": "第 2 行", "errors": []}),
+         JourneyRow("r-bulk", "queued", at, envelope_id="env-1", target="data_centre")],
+        [OutboxRow(adapter="data_centre", record_id="r-bulk", kind="penalty", payload=record, enqueued_at=at)])
+    RejectionsLedger(engine, OfficialCalendar()).add(rejected(("C", "1"), at=at, record_id="r-core-bad",
+                                                              raw=b"\xb2\xe2"))
+    with engine.begin() as conn:
+        conn.execute(accepted_records.insert(), {
+            "record_id": "r-core", "kind": "penalty", "business_key_hash": "h", "operation": "u",
+            "connector": "batch-xihu", "record": record, "accepted_at": at})
+        conn.execute(journeys.insert(), [
+            {"record_id": "r-core", "envelope_id": "env-1", "event": "accepted", "at": at,
+             "detail": {"location": "第 2 行", "errors": []}},
+            {"record_id": "r-core", "envelope_id": "env-1", "event": "queued", "target": "data_centre", "at": at,
+             "detail": None}])
+    columns = ("record", "accepted_at", "operation")
+    assert stored(engine, "accepted_records", columns, "record_id = 'r-bulk'") == stored(
+        engine, "accepted_records", columns, "record_id = 'r-core'")
+    assert stored(engine, "accepted_records", ("record",), "record_id = 'r-bulk'")[0][0].split(":")[0] in (
+        "text", "jsonb")
+    assert stored(engine, "outbox", ("payload",), "record_id = 'r-bulk'") == stored(
+        engine, "accepted_records", ("record",), "record_id = 'r-core'")
+    journey_columns = ("event", "detail", "at")
+    assert stored(engine, "journeys", journey_columns, "record_id = 'r-bulk' ORDER BY id") == stored(
+        engine, "journeys", journey_columns, "record_id = 'r-core' ORDER BY id")
+    rejection_columns = ("raw_payload", "errors", "warnings", "rejected_at", "due_on", "status", "location")
+    assert stored(engine, "rejections", rejection_columns, "record_id = 'r-bulk-bad'") == stored(
+        engine, "rejections", rejection_columns, "record_id = 'r-core-bad'")
+    found = AcceptedRecords(engine).accepted_value("penalty", PENALTY_KEY, "counterparty_name")
+    assert found == "桐庐示例食品有限公司"
+
+
+def test_the_store_writes_every_step_of_an_envelope_in_order(engine: Engine) -> None:
+    from gateway.durable import SqlGatewayStore
+    from gateway.envelope import Envelope
+    from gateway.ingest import RecordOutcome, Status
+
+    def outcome(status: Status, record_id: str, key: tuple[str, ...], location: str,
+                errors: tuple[Finding, ...] = ()) -> RecordOutcome:
+        record = {"record_id": record_id, "source_record_id": f"src-{record_id}", "operation": "i"}
+        return RecordOutcome(status=status, index=0, kind="penalty", record=record, record_id=record_id,
+                             business_key=key, errors=errors, warnings=(), location=location,
+                             source={"row": location})
+
+    store = SqlGatewayStore(engine, OfficialCalendar())
+    envelope = Envelope(connector="batch-xihu", payload=[], received_at=T0, department="xihu-scj",
+                        envelope_id="env-7")
+    outcomes = [outcome("accepted", "r-a", ("A", "1"), "row 1"),
+                outcome("rejected", "r-b", ("B", "1"), "row 2", (ERROR,)),
+                outcome("duplicate", "r-c", ("C", "1"), "row 3"),
+                outcome("accepted", "r-d", ("D", "1"), "row 4")]
+    store.write(envelope, outcomes, lambda kind: ("data_centre", "national"))
+    steps = [(s.record_id, s.event, s.target, s.detail) for s in store.journeys.for_envelope("env-7")]
+    assert steps == [
+        (None, "received", None, {"connector": "batch-xihu", "records": 4}),
+        ("r-a", "accepted", None, {"location": "row 1", "errors": []}),
+        ("r-a", "queued", "data_centre", None), ("r-a", "queued", "national", None),
+        ("r-b", "rejected", None, {"location": "row 2", "errors": ["REQUIRED"]}),
+        ("r-c", "duplicate", None, {"location": "row 3", "errors": []}),
+        ("r-d", "accepted", None, {"location": "row 4", "errors": []}),
+        ("r-d", "queued", "data_centre", None), ("r-d", "queued", "national", None)]
+    for adapter in ("data_centre", "national"):
+        items = store.claim(adapter, 10, T0 + timedelta(seconds=1))
+        assert [(i.record_id, i.payload["source_record_id"], i.enqueued_at, i.department,
+                 i.business_key_hash) for i in items] == [
+            ("r-a", "src-r-a", T0, "xihu-scj", key_hash("penalty", ("A", "1"))),
+            ("r-d", "src-r-d", T0, "xihu-scj", key_hash("penalty", ("D", "1")))]
+    [rejection] = store.rejections.list()
+    assert (rejection.record_id, rejection.source_record_id, rejection.raw_payload, rejection.location,
+            rejection.department) == ("r-b", "src-r-b", {"row": "row 2"}, "row 2", "xihu-scj")
+    assert store.records.is_duplicate("r-a") and not store.records.is_duplicate("r-c")
+    assert store.totals() == {"accepted": 2, "rejected": 1, "duplicate": 1}
+
+
+def test_queued_steps_stored_with_the_accepted_one_read_as_steps_of_their_own(engine: Engine) -> None:
+    """Ingest keeps an accepted record's "queued" steps in its "accepted" row; journeys and a
+    department's submissions read them as the separate rows written before (which still read the same)."""
+    from gateway.durable import SqlGatewayStore
+    from gateway.envelope import Envelope
+    from gateway.ingest import RecordOutcome
+    from gateway.stores.submissions import Submissions
+
+    store = SqlGatewayStore(engine, OfficialCalendar())
+    record = {"record_id": "r-new", "source_record_id": "src-new", "operation": "i"}
+    store.write(Envelope(connector="batch-xihu", payload=[], received_at=T0, department="xihu-scj",
+                         envelope_id="env-new"),
+                [RecordOutcome(status="accepted", index=0, kind="penalty", record=record, record_id="r-new",
+                               business_key=("N", "1"), errors=(), warnings=(), location="row 1", source={})],
+                lambda kind: ("data_centre", "national"))
+    assert count(engine, journeys) == 2  # received, accepted (with its two queued steps)
+    at = store.journeys.for_record("r-new")[0].at
+    store.journeys.append_many([  # as ingest wrote them before
+        JourneyRow("r-old", "accepted", at, envelope_id="env-new", detail={"location": "row 1", "errors": []}),
+        JourneyRow("r-old", "queued", at, envelope_id="env-new", target="data_centre"),
+        JourneyRow("r-old", "queued", at, envelope_id="env-new", target="national")])
+    store.journeys.append("r-new", "delivered", target="national", at=at + timedelta(seconds=1))
+
+    def steps(record_id: str) -> list[tuple[Any, ...]]:
+        return [(s.envelope_id, s.event, s.target, s.detail, s.at) for s in store.journeys.for_record(record_id)]
+
+    assert steps("r-new")[:3] == steps("r-old") == [
+        ("env-new", "accepted", None, {"location": "row 1", "errors": []}, at),
+        ("env-new", "queued", "data_centre", None, at), ("env-new", "queued", "national", None, at)]
+    assert steps("r-new")[3][1:3] == ("delivered", "national")
+    [submission] = Submissions(engine).recent("xihu-scj")
+    assert submission.deliveries == {"data_centre": "queued", "national": "delivered"}
 
 
 # --- journeys -----------------------------------------------------------------------------------
