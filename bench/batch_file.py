@@ -150,6 +150,7 @@ async def delivery_instance(work: Path, config: dict[str, Any]) -> asyncio.subpr
 async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_processes: int = 0) -> dict[str, Any]:
     import sqlalchemy as sa
 
+    from gateway.gc_tuning import tune_for_throughput
     from gateway.runtime import Runtime
     from gateway.settings import Settings, with_roles
 
@@ -169,6 +170,7 @@ async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_proces
             settings = with_roles(settings, ("ingest",))
             children = [await delivery_instance(work, config) for _ in range(delivery_processes)]
         runtime = Runtime(settings)
+        tune_for_throughput()  # as `sgw run` does
         dc = sa.create_engine(f"sqlite:///{work / 'datacentre.sqlite'}")
         archived = exchange / PROVIDER / "archive"
         start = time.perf_counter()

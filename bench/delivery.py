@@ -45,6 +45,7 @@ from adapters.national_platform.payload import MAX_RECORDS  # noqa: E402
 from gateway.delivery import DeliveryWorker  # noqa: E402
 from gateway.durable import SqlGatewayStore  # noqa: E402
 from gateway.envelope import Envelope  # noqa: E402
+from gateway.gc_tuning import tune_for_throughput  # noqa: E402
 from gateway.ingest import Ingestor  # noqa: E402
 from gateway.stores.db import create_engine_for, init_schema  # noqa: E402
 from gateway.stores.outbox import Outbox, OutboxRow  # noqa: E402
@@ -163,6 +164,7 @@ async def throughput(tmp: Path, kind: str, records: list[dict[str, Any]], batch:
                      national: NationalPeer, national_batch: int, processes: int = 1) -> float:
     database = tmp / f"{kind}-{schema}.sqlite"
     workers, outbox, _ = make(tmp, kind, schema, None, batch, national.url, national_batch, database)
+    tune_for_throughput()  # as `sgw run` does
     warm = records[:batch]
     queue(outbox, warm)
     await asyncio.gather(*(drain(w) for w in workers))  # tables created, connections warm
@@ -219,6 +221,7 @@ async def run_processes(children: list[asyncio.subprocess.Process]) -> tuple[lis
 async def serve_worker(database: Path, schema: str, batch: int, national_url: str, national_batch: int) -> None:
     """One delivery process of ``in_processes``: drains every adapter's outbox, prints the counts."""
     workers, _, _ = make(database.parent, "redis", schema, None, batch, national_url, national_batch, database)
+    tune_for_throughput()
     try:
         await asyncio.gather(*(drain(w) for w in workers))  # nothing to claim yet: connections open
         print("ready", flush=True)

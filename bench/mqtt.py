@@ -51,6 +51,7 @@ from connectors.base import ConnectorContext, PublishReceipt  # noqa: E402
 from connectors.mqtt.config import MqttOptions  # noqa: E402
 from connectors.mqtt.connector import MqttConnector  # noqa: E402
 from gateway.envelope import Envelope  # noqa: E402
+from gateway.gc_tuning import tune_for_throughput  # noqa: E402
 from gateway.runtime import Runtime  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
@@ -249,6 +250,7 @@ async def _whole_gateway(config: dict[str, Any], tmp: Path, port: int, prefix: s
     path = tmp / "gateway.yaml"
     path.write_text(json.dumps(config), encoding="utf-8")
     runtime = Runtime(load_settings(path, environ={}))
+    tune_for_throughput()  # as `sgw run` does
     delivered: dict[str, float] = {}
     adapter = runtime.assembly.adapters["data-centre"]
     original = adapter.deliver

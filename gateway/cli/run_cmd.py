@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from gateway.api.app import create_app
+from gateway.gc_tuning import tune_for_throughput
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_settings, with_roles
 from monitoring.logs import configure_logging
@@ -29,6 +30,7 @@ def build_app(runtime: Runtime) -> FastAPI:
 
 def serve(settings: Settings, runtime: Runtime) -> None:
     app = build_app(runtime)
+    tune_for_throughput()  # the runtime's tables are built: out of the collector's way from here on
     uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_config=None)
 
 
