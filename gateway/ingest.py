@@ -195,8 +195,11 @@ class Ingestor:
         else:
             status = "accepted"
             seen_in_batch.add(rid)
-            if record.get("operation") == "i" and any(w.code == "RULE:COM-005" for w in warnings):
-                record["operation"] = "u"  # standard COM-005: an insert for a key we hold is an update
+            if warnings and record.get("operation") == "i":
+                for warning in warnings:  # a loop: a generator per record costs as much again
+                    if warning.code == "RULE:COM-005":
+                        record["operation"] = "u"  # standard COM-005: an insert for a key we hold is an update
+                        break
         return self._new_outcome(status, mapped.index, kind.name, record, rid, key, errors, warnings,
                                  place(mapped.source_path, mapped.index, None), mapped.source)
 

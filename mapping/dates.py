@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
+from time import gmtime
 
 from gateway.errors import ConfigError
 
@@ -262,6 +263,27 @@ def compact_datetime_text(text: str) -> str | None:
             or text[10:12] > "59" or text[12:14] > "59" or not _real_day(text[:8])):
         return None
     return f"{text[:4]}-{text[4:6]}-{text[6:8]}T{text[8:10]}:{text[10:12]}:{text[12:14]}+08:00"
+
+
+_SHANGHAI_OFFSET_S = 8 * 3600
+_LAST_FAST_EPOCH_S = 253_402_271_999  # 9999-12-31T23:59:59+08:00: later ones take the general path
+
+
+def epoch_text(value: object, units_per_second: int) -> str | None:
+    """``parse_datetime(value, ("epoch_ms",))`` (or ``epoch_s``) for a whole number of units since
+    1970 by integer arithmetic; None for anything else (the general path converts it or says why
+    not). Device telemetry stamps every reading so, and the general path goes through Decimal."""
+    if type(value) is not int or value < 0:
+        return None
+    seconds, units = divmod(value, units_per_second)
+    if seconds > _LAST_FAST_EPOCH_S:
+        return None
+    t = gmtime(seconds + _SHANGHAI_OFFSET_S)
+    text = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+            f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
+    if units:
+        text += f".{units * 1_000_000 // units_per_second:06d}"
+    return text + "+08:00"
 
 
 @lru_cache(maxsize=4096)

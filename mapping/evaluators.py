@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mapping.map_context import Evaluator, MapContext, TransformFailure, as_text, clean, clean_meta
-from mapping.memo import Memo, memoised_with_memo
+from mapping.memo import Memo, memoised_value, memoised_with_memo
 from mapping.paths import Getter, PathSyntaxError, compile_jmespath, compile_path
 from mapping.reference_tables import ReferenceTable, normalise_key
 from mapping.source_conditions import compile_condition
@@ -60,9 +60,10 @@ def compile_value(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
     if spec.then:
         steps = compile_steps(spec.then, scope.tctx, scope.problems, (*loc, "then"))
         chain = chain_of(steps)
+        pure = bool(steps) and all(s.pure for s in steps) and _memoisable(scope.tctx)
         if base.getter is None:
-            evaluate = _then(evaluate, chain)
-        elif steps and all(s.pure for s in steps) and _memoisable(scope.tctx):
+            evaluate = memoised_value(evaluate, chain) if pure else _then(evaluate, chain)
+        elif pure:
             evaluate, memo = memoised_with_memo(base.getter, base.key, chain)
         else:
             evaluate = _path_then(base.getter, chain)
@@ -194,7 +195,9 @@ def _concat(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
         texts: list[str] = []
         for part in parts:
             value = part(src, ctx)
-            if value is not None:
+            if type(value) is str:
+                texts.append(value)
+            elif value is not None:
                 texts.extend(_texts(value, ctx))
         return sep.join(texts) or None
 
@@ -283,8 +286,11 @@ def _ref(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
         value = key_of(src, ctx)
         if value is None:
             return None
-        texts = _texts(value, ctx)
-        row = rows.get(normalise_key(texts[0])) if len(texts) == 1 else None
+        if type(value) is str:  # the common key, without a list of its texts
+            row = rows.get(normalise_key(value))
+        else:
+            texts = _texts(value, ctx)
+            row = rows.get(normalise_key(texts[0])) if len(texts) == 1 else None
         return row.get(column) or None if row is not None else None
 
     return CompiledValue(evaluate, key.provenance)

@@ -82,6 +82,42 @@ def memoised_with_memo(get: Getter, key: str | None, chain: Chain) -> tuple[Eval
     return evaluate, memo
 
 
+def memoised_value(source: Evaluator, chain: Chain) -> Evaluator:
+    """``chain(source(src, ctx))`` with a memo of the texts ``source`` gives, for sources that are not
+    one path (meta, ``first``, ``ref``, ``concat``...). Meta values are the same for every record
+    of an envelope (its file's time, the receipt time, the provider), and registry cells repeat per
+    device, so their conversions are mostly hits; the bounds and the bypass are ``memoised``'s."""
+    memo = Memo(None)
+    cache = memo.cache
+    bypass = 0
+
+    def evaluate(src: Any, ctx: MapContext) -> Any:
+        nonlocal bypass
+        value = source(src, ctx)
+        if type(value) is not str:
+            return chain(value, ctx)
+        found = cache.get(value, MISS)
+        if found is not MISS:
+            memo.hits += 1
+            return found.copy() if type(found) is list else found
+        if bypass:
+            bypass -= 1
+            return chain(value, ctx)
+        findings = ctx.findings
+        before = len(findings)
+        result = chain(value, ctx)
+        if len(findings) == before and _storable(result):
+            if len(cache) >= MEMO_MAX_ENTRIES:
+                if memo.hits < _POOR_HITS:
+                    bypass = _BYPASS_CALLS
+                cache.clear()
+                memo.hits = 0
+            cache[value] = result.copy() if type(result) is list else result
+        return result
+
+    return evaluate
+
+
 def _storable(value: Any) -> bool:
     if type(value) in _IMMUTABLE:
         return True

@@ -8,6 +8,7 @@ list index is applied counts as a list of one, because XML decodes one repeated 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,11 +84,24 @@ def compile_jmespath(expression: str) -> Getter:
         parsed = jmespath.compile(expression)
     except JMESPathError as exc:
         raise PathSyntaxError(f"JMESPath {expression!r} does not parse: {exc}") from exc
+    if parsed.parsed == _TO_STRING_OF_CURRENT:
+        return _to_string
 
     def search(value: Any) -> Any:
         return parsed.search(value)
 
     return search
+
+
+# `to_string(@)`: the source record as compact JSON (a ``raw`` field), once per record. JMESPath
+# walks its tree and builds a JSON encoder per call; this is its function with one encoder.
+_TO_STRING_OF_CURRENT = {"type": "function_expression", "value": "to_string",
+                         "children": [{"type": "current", "children": []}]}
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+def _to_string(value: Any) -> Any:
+    return value if isinstance(value, str) else _COMPACT_JSON.encode(value)
 
 
 def _key(key: str) -> Getter:

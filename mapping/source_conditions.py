@@ -138,4 +138,25 @@ def _leaf(cond: dict[str, Any]) -> Predicate:
             return test_text(value)
         return test(_texts(value))
 
-    return predicate
+    key = _one_key(cond)
+    if key is None or op not in ("eq", "ne"):
+        return predicate
+
+    def compare_key(src: Any, ctx: MapContext) -> bool:
+        # `{path: KEY, eq|ne: V}` (which alternative of a `first` applies, per record): read inline
+        value = src.get(key) if type(src) is dict else None
+        if type(value) is not str:
+            return predicate(src, ctx)
+        value = value.strip()
+        return negative if not value else (value == single) is not negative
+
+    return compare_key
+
+
+def _one_key(cond: dict[str, Any]) -> str | None:
+    """The key of a ``path:`` operand that is one key of the record, else None."""
+    text = cond.get("path")
+    if "jmespath" in cond or "meta" in cond or not isinstance(text, str):
+        return None
+    steps = compile_path(text).steps
+    return steps[0] if len(steps) == 1 and isinstance(steps[0], str) else None

@@ -48,6 +48,8 @@ def textwise(name: str, fn: Callable[[str], Any]) -> CompiledTransform:
     """A text transform; applied to every element when the value is a list."""
 
     def apply(value: Any, ctx: MapContext) -> Any:
+        if type(value) is str:
+            return fn(value)
         if type(value) is list:
             return clean([fn(as_text(v)) for v in value])
         return fn(as_text(value))

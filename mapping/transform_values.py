@@ -7,6 +7,7 @@ message names the expected form and quotes the value unless the field holds pers
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache, partial
 from typing import Any
 
 from mapping.map_context import MapContext
@@ -68,16 +69,29 @@ def _date(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> Compile
 
 
 def _datetime(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> CompiledTransform:
-    from mapping.dates import compact_datetime_text
+    from mapping.dates import compact_datetime_text, epoch_text
     from mapping.values import DATETIME_FORMATS, parse_datetime
 
     formats = _formats("datetime", arg, DATETIME_FORMATS)
     shown = " or ".join(formats)
     general = _parser("datetime", parse_datetime, formats, f"a date and time ({shown})",
                       f"日期时间（{shown}）", tctx)
+    slow = general.apply
+    units_per_second = _EPOCH_UNITS.get(formats)
+    if units_per_second is not None:
+        # device stamps (integers) never repeat: converted by integer arithmetic, not Decimal
+        # (what may be personal information, ext fields included, is not kept past its record)
+        keeps = tctx.spec is not None and not tctx.pii
+        convert = (_recent_epoch_text(units_per_second) if keeps
+                   else partial(epoch_text, units_per_second=units_per_second))
+
+        def from_epoch(value: Any, ctx: MapContext) -> Any:
+            fast = convert(value)
+            return fast if fast is not None else slow(value, ctx)
+
+        return CompiledTransform("datetime", from_epoch, pure=True)
     if formats != ("yyyyMMddHHmmss",):
         return general
-    slow = general.apply
 
     def apply(value: Any, ctx: MapContext) -> Any:
         # timestamps rarely repeat, so they are not memoised: convert the common form by slicing
@@ -88,6 +102,29 @@ def _datetime(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> Com
         return slow(value, ctx)
 
     return CompiledTransform("datetime", apply, pure=True)
+
+
+_EPOCH_UNITS: dict[tuple[str, ...], int] = {("epoch_ms",): 1000, ("epoch_s",): 1}
+
+
+@cache
+def _recent_epoch_text(units_per_second: int) -> Callable[[Any], str | None]:
+    """``epoch_text`` keeping its last conversion, shared by every field without personal
+    information: one reading's stamp is read by several (observed_at, the parts of an id)."""
+    from mapping.dates import epoch_text
+
+    recent: list[tuple[Any, str | None]] = [(None, None)]  # one tuple: swapped whole, thread-safe
+
+    def convert(value: Any) -> str | None:
+        last = recent[0]
+        if last[0] == value and type(value) is int:
+            return last[1]
+        text = epoch_text(value, units_per_second)
+        if text is not None:
+            recent[0] = (value, text)
+        return text
+
+    return convert
 
 
 def _decimal(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> CompiledTransform:
@@ -104,9 +141,16 @@ def _decimal(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> Comp
         raise SpecProblem("'decimal': places must be a non-negative integer")
     general = _converter("decimal", lambda v: to_decimal(v, unit=unit, places=places), "a decimal number",
                          "数值", tctx)
-    if unit not in ("元", "yuan") or places is None:
+    if unit not in ("元", "yuan"):
         return general
     slow = general.apply
+    if places is None:
+        def as_is(value: Any, ctx: MapContext) -> Any:
+            # readings (numbers in JSON) rarely repeat: one in plain notation is its own text
+            fast = plain_number(value)
+            return fast if fast is not None else slow(value, ctx)
+
+        return CompiledTransform("decimal", as_is, pure=True)
 
     def apply(value: Any, ctx: MapContext) -> Any:
         # amounts rarely repeat: the common plain form in yuan is padded, not parsed
@@ -131,6 +175,25 @@ def plain_places(text: str, places: int) -> str | None:
     if not fraction or len(fraction) > places or not fraction.isdigit() or not fraction.isascii():
         return None
     return text + "0" * (places - len(fraction))
+
+
+def plain_number(value: Any) -> str | None:
+    """``to_decimal(value)`` for an int, a float whose shortest repr has no exponent, or an
+    unsigned plain text without leading zeros, which all keep their own text; None for anything
+    else (the general path converts it)."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is float:
+        text = repr(value)
+        return text if "e" not in text and "n" not in text and text != "-0.0" else None
+    if kind is str and len(value) <= 40:  # the context keeps 60 digits: never rounded
+        plain: str = value
+        whole, dot, fraction = plain.partition(".")
+        if (whole.isdigit() and whole.isascii() and (whole[0] != "0" or len(whole) == 1)
+                and (not dot or (fraction.isdigit() and fraction.isascii()))):
+            return plain
+    return None
 
 
 def _simple(name: str, expected_en: str, expected_zh: str) -> Factory:

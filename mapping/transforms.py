@@ -43,6 +43,8 @@ def _no_arg(name: str, fn: Callable[[str], Any]) -> Factory:
 
 
 def canonical_identifier(text: str) -> str:
+    if text.isascii() and text.isalnum():  # the usual code: NFKC, spaces and hyphens change nothing
+        return text.upper()
     return "".join(unicodedata.normalize("NFKC", text).split()).upper().replace("-", "")
 
 
@@ -200,6 +202,8 @@ def chain_of(compiled: tuple[CompiledTransform, ...]) -> Chain:
     steps = tuple((s.apply, s.on_absent) for s in compiled)
     if len(steps) == 1 and not steps[0][1]:
         return _single(steps[0][0])
+    if len(steps) == 2 and not steps[0][1] and not steps[1][1]:
+        return _pair(steps[0][0], steps[1][0])
 
     def run(value: Any, ctx: MapContext) -> Any:
         for apply, on_absent in steps:
@@ -221,6 +225,27 @@ def _single(apply: TransformFn) -> Chain:
             return None
         try:
             return apply(value, ctx)
+        except TransformFailure as failure:
+            ctx.fail(failure)
+            return value
+
+    return run
+
+
+def _pair(first: TransformFn, second: TransformFn) -> Chain:
+    # two steps (a conversion and a slice, a case change and a lookup...): ``run`` unrolled
+    def run(value: Any, ctx: MapContext) -> Any:
+        if value is None:
+            return None
+        try:
+            value = first(value, ctx)
+        except TransformFailure as failure:
+            ctx.fail(failure)
+            return value
+        if value is None:
+            return None
+        try:
+            return second(value, ctx)
         except TransformFailure as failure:
             ctx.fail(failure)
             return value

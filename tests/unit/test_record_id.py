@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
+from connectors.codecs import decode
+from gateway.envelope import Envelope
 from gateway.errors import MappingError
+from gateway.ingest import Ingestor
+from mapping.compiler import load_mapping
 from mapping.record_id import (
     GATEWAY_FILLED_FIELDS,
     RECORD_ID_NAMESPACE,
@@ -21,6 +25,7 @@ from mapping.record_id import (
     record_id,
 )
 from mapping.standard import load_standard
+from tests.conftest import MAPPINGS, SAMPLES
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "standard" / "records" / "valid"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -123,3 +128,55 @@ def test_non_json_value_is_a_mapping_error() -> None:
         rid(sample() | {"ext": {"when": object()}})
     with pytest.raises(MappingError):
         content_digest({"d": date(2025, 1, 1), "x": {1, 2}} | {"bad": object()})
+
+
+# Ids are idempotency keys: the targets dedupe on them, so a recipe change would duplicate every
+# record sent again. These were computed by the recipe as documented; they must never change.
+PINNED_IDS = {
+    "coercion.json": "b7190805-dafd-5896-a99a-f46789cb18bc",
+    "complaint_12315.json": "c34c4744-ca9f-5157-a3af-cf03eff6a1e1",
+    "complaint_12345.json": "c7af3c80-af09-5c18-a21b-879300ac5850",
+    "credit_license.json": "9a5870c4-e887-5b8e-ae59-feecc0790a2e",
+    "credit_list.json": "9b7eacbf-eb4b-55ea-a961-da44f8b47ba6",
+    "credit_penalty.json": "f4bdc609-d711-5bf7-964e-20dbdeaef1c6",
+    "inspection.json": "1c0b1640-c60d-53cd-b609-c14016a6b9e8",
+    "iot_event.json": "b8ff3438-ecfa-57c9-946a-972edb13441d",
+    "iot_reading.json": "6c1e5cfe-dbbd-51e2-bf9b-ef6bff72de7b",
+    "officer.json": "fdc0140c-00d6-5ab8-9d7c-0e1df3fd9743",
+    "other_action.json": "18f677c1-3168-55a3-adc4-04f849953c4a",
+    "penalty.json": "45d6fecc-8f26-5e2e-94c6-828113887d08",
+    "supervised_object.json": "ffc0b8b8-4351-50f0-a93d-925730639f11",
+    "supervision_item.json": "0c2b1578-5485-50b1-8416-6bdacbc5f952",
+}
+
+
+def test_pinned_ids_of_the_standard_records() -> None:
+    assert {p.name: rid(sample(p.name)) for p in sorted(DATA.glob("*.json"))} == PINNED_IDS
+
+
+def test_pinned_ids_through_ingest() -> None:
+    # the whole path: mapping, gateway fields, id (a company, a 个体工商户 and a natural person row;
+    # two MQTT readings)
+    ingestor = Ingestor()
+    received = datetime(2025, 6, 12, 9, 31, 40, tzinfo=UTC)
+    csv = decode("csv", (SAMPLES / "batch-files" / "113301220025023382_XZCF_20250612_001.csv").read_bytes())
+    envelope = Envelope(connector="batch-files", payload=csv, received_at=received, records_inline=True,
+                        meta={"provider_uscc": "113301220025023382", "file_mtime": "2025-06-12T17:31:02+08:00"})
+    rows = ingestor.evaluate(load_mapping(MAPPINGS / "batch-files.penalty-csv.yaml"), envelope, None)
+    assert {o.record["source_record_id"]: o.record_id for o in rows if o.index in (0, 9, 17)} == {
+        "CF3301222025000101": "1f0f8cf6-53bc-5ad8-830f-1d8aa979b7db",
+        "CF3301222025000110": "5a199973-4434-5133-b3f9-47fd0edf92c7",
+        "CF3301222025000118": "806467d1-0c95-583d-8da9-e0a99c8b98bc",
+    }
+    telemetry = load_mapping(MAPPINGS / "iot-mqtt.telemetry-json.yaml")
+    readings: dict[str, str | None] = {}
+    for name in ("telemetry-oil-fume.json", "telemetry-dust.json"):
+        message = decode("json", (SAMPLES / "iot-mqtt" / name).read_bytes())
+        envelope = Envelope(connector="iot-mqtt", payload=message, received_at=received,
+                            meta={"provider_uscc": "113301000025441678"})
+        readings.update((o.record["source_record_id"], o.record_id)
+                        for o in ingestor.evaluate(telemetry, envelope, None))
+    assert readings == {
+        "YY3301060000771:2051:20250610103000": "439226cc-9965-526e-b58a-9e9e018924d9",
+        "YC3301220000312:2011:20250610103100": "27702d1d-c886-5189-8155-8f03058c4f6d",
+    }
