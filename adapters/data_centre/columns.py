@@ -3,12 +3,16 @@
 Exchange columns first (cd_id ... record_unique_identity), then the standard's common fields except
 those the exchange columns or the table name stand for, then the kind's fields in standard order.
 ``NOT NULL`` only on required common fields and the business key, so ``d`` rows fit. Each column
-has a converter from the record's JSON value to the value bound for the database; it raises
-``ValueError`` for a value the column cannot hold (the same on SQLite, which checks no lengths).
+has an encoder per dialect from the record's JSON value to the value written: what psycopg's COPY
+writes as it is on PostgreSQL, or SQLite's value as the tables' SQLite types store it (``tables.py``,
+which reads it back). It raises
+``ValueError`` or ``TypeError`` for a value the column cannot hold (the same on SQLite, which checks
+no lengths), so both dialects accept and refuse the same records.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,11 +20,18 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from mapping.standard import FieldSpec, Standard, load_standard
 
 EXCHANGE_COLUMNS = ("cd_id", "cd_time", "cd_source", "cd_batch", "cd_operation", "record_unique_identity")
 SKIPPED_COMMON = frozenset({"record_kind", "record_id", "operation", "source_record_id", "ext"})
 MIN_ENUM_WIDTH = 16
+TEXT_TYPES = frozenset({"string", "text", "enum"})
+# Types whose encoder is a function of a text alone (no 1 == True among the values it takes), so
+# that its results may be remembered.
+MEMOISABLE_TYPES = frozenset({"date", "datetime", "decimal"})
+MEMO_SIZE = 1_024
 
 Converter = Callable[[Any], Any]
 
@@ -75,11 +86,37 @@ _SIMPLE_SQL = {
 }
 
 
-def converter(column: FieldColumn) -> Converter:
-    """The function from a record value (JSON) to the value bound for the column."""
-    if column.type in ("string", "text", "enum"):
+def encoder(column: FieldColumn, dialect: str) -> Converter:
+    """The function from a record value (JSON) to the value written for the column on ``dialect``
+    (``postgresql``: what psycopg's COPY writes as it is, texts, bools and ints; ``sqlite``: the
+    stored value)."""
+    if column.type in TEXT_TYPES:
         return _string(column.length)
-    return _CONVERTERS[column.type]
+    return _ENCODERS[dialect][column.type]
+
+
+def quick_encoder(column: FieldColumn, dialect: str) -> tuple[type, Converter | None]:
+    """For rows built from a known layout (``rows.py``): the type the record's value of a column
+    that is no text has when it is well-formed, and the encoder of such a value (None: the value
+    is written as it is), which may skip the checks of its type. A value of another type, or absent
+    (None, "", []) is built field by field instead; dates, datetimes and decimals are remembered."""
+    value_type = _VALUE_TYPES[column.type]
+    if column.type in MEMOISABLE_TYPES:
+        return value_type, _memoised_encoders(dialect)[column.type]
+    if column.type in _JSON_TYPES:
+        return value_type, _present_json
+    if column.type in _AS_IT_IS[dialect]:
+        return value_type, None
+    if column.type == "boolean":  # SQLite: 0/1, and the value is a bool
+        return value_type, int
+    return value_type, _ENCODERS[dialect][column.type]
+
+
+@lru_cache(maxsize=2)
+def _memoised_encoders(dialect: str) -> dict[str, Converter]:
+    # Parsing and checking a datetime costs more than looking it up, and batches repeat them (the
+    # received_at of an envelope, decision dates, amounts).
+    return {kind: lru_cache(maxsize=MEMO_SIZE)(_ENCODERS[dialect][kind]) for kind in MEMOISABLE_TYPES}
 
 
 def _string(length: int | None) -> Converter:
@@ -115,19 +152,70 @@ def _integer(value: Any) -> int:
     return int(value)
 
 
+def _json(value: Any) -> str:
+    # A tuple: `list | dict` would be built at every call.
+    if not isinstance(value, (list, dict)):
+        raise ValueError("expected a JSON array or object")
+    return orjson.dumps(value).decode()
+
+
+def _present_json(value: list[Any] | dict[str, Any]) -> str:
+    if value == []:
+        raise ValueError("absent")
+    return orjson.dumps(value).decode()
+
+
+# A date or datetime already written as its parsed value would be (the standard's own form) is
+# written as it is: formatting a datetime costs more than the rest of its row. PostgreSQL parses
+# the ISO texts whatever its DateStyle.
+_CANONICAL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# isoformat() of an aware datetime without microseconds, which writes the offset -00:00 as +00:00.
+_CANONICAL_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\+[0-9]{2}:[0-9]{2}|-(?!00:00)[0-9]{2}:[0-9]{2})")
+
+
+def _date(value: Any) -> str:
+    parsed = date.fromisoformat(value)
+    return value if _CANONICAL_DATE.fullmatch(value) else parsed.isoformat()
+
+
+def _iso_datetime(value: Any) -> str:
+    parsed = _datetime(value)
+    return value if _CANONICAL_DATETIME.fullmatch(value) else parsed.isoformat()
+
+
+def _sqlite_decimal(value: Any) -> str:
+    return str(_decimal(value))
+
+
+def _pg_decimal(value: Any) -> str:
+    # As psycopg's dumper wrote it: numeric has one NaN, so sNaN is written NaN.
+    parsed = _decimal(value)
+    return "NaN" if parsed.is_nan() else str(parsed)
+
+
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("expected a boolean")
     return value
 
 
-def _json(value: Any) -> Any:
-    if not isinstance(value, list | dict):
-        raise ValueError("expected a JSON array or object")
-    return value
+def _sqlite_boolean(value: Any) -> int:
+    return int(_boolean(value))  # SQLAlchemy's Boolean on SQLite: 0/1
 
 
-_CONVERTERS: dict[str, Converter] = {
-    "date": date.fromisoformat, "datetime": _datetime, "decimal": _decimal, "integer": _integer,
-    "boolean": _boolean, "list[string]": _json, "list[object]": _json, "object": _json,
+_JSON_TYPES = ("list[string]", "list[object]", "object")
+_ENCODERS: dict[str, dict[str, Converter]] = {
+    # Bools and ints as they are: psycopg's C dumpers write them.
+    "postgresql": {"date": _date, "datetime": _iso_datetime, "decimal": _pg_decimal, "integer": _integer,
+                   "boolean": _boolean, **dict.fromkeys(_JSON_TYPES, _json)},
+    "sqlite": {"date": _date, "datetime": _iso_datetime, "decimal": _sqlite_decimal,
+               "integer": _integer, "boolean": _sqlite_boolean, **dict.fromkeys(_JSON_TYPES, _json)},
 }
+
+_VALUE_TYPES: dict[str, type] = {"date": str, "datetime": str, "decimal": str, "integer": int, "boolean": bool,
+                                 "list[string]": list, "list[object]": list, "object": dict}
+# Values of the right type (checked exactly: no bool for integer) the driver writes as they are:
+# psycopg's C dumpers write bools and ints as PostgreSQL reads them; sqlite3 binds an int (a bool
+# is adapted at a cost, so it is encoded as 0/1).
+_AS_IT_IS = {"postgresql": frozenset({"boolean", "integer"}), "sqlite": frozenset({"integer"})}

@@ -11,9 +11,15 @@ from sqlalchemy.pool import StaticPool
 
 from gateway.errors import ConfigError
 
-# The 前置库 cuts idle connections after 30 min.
+# The 前置库 cuts idle connections after 30 min: a pooled connection is replaced before (by age, so
+# before it has been idle that long). No pre-ping (a round trip per transaction): a connection
+# lost otherwise fails its statement, the batch is retried, and the pool drops the connection.
 POOL_RECYCLE_S = 1_500
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Page cache per connection, filled as needed (SQLite's default: 2 MiB). An ex_ row goes into five
+# indexes, cd_id's at random places: with 2 MiB their pages were read again from the file at every
+# batch, ~7 µs of system time per row; ~4 µs with 16 MiB.
+SQLITE_CACHE_KIB = 16_384
 
 
 def _dumps(value: Any) -> str:
@@ -26,7 +32,7 @@ def create_target_engine(url: str) -> Engine:
     if backend == "postgresql":
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True, pool_recycle=POOL_RECYCLE_S, json_serializer=_dumps)
+        return create_engine(parsed, pool_recycle=POOL_RECYCLE_S, json_serializer=_dumps)
     if backend != "sqlite":
         raise ConfigError(f"adapters.data_centre.url: unsupported database {backend!r}")
     database = parsed.database or ""
@@ -40,7 +46,7 @@ def create_target_engine(url: str) -> Engine:
 
 
 def _sqlite_transactions(engine: Engine) -> None:
-    """WAL and a busy timeout; SQLAlchemy emits BEGIN itself so that savepoints work."""
+    """WAL, a busy timeout and a larger page cache; SQLAlchemy emits BEGIN itself so that savepoints work."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -50,6 +56,7 @@ def _sqlite_transactions(engine: Engine) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         finally:
             cursor.close()
 

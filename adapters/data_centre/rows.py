@@ -1,25 +1,48 @@
-"""A standard record as a row of its ``ex_<kind>`` table (append-only: one row per version)."""
+"""A standard record as a row of its ``ex_<kind>`` table (append-only: one row per version).
+
+``RowBuilder.build`` gives the columns a row fills and the row: its values already what the
+dialect writes (``columns.encoder``), None if absent, handed to the driver as they are by the writers
+(``writers.py``), so no value goes through SQLAlchemy's types or psycopg's Python dumpers again.
+``cd_batch`` comes last, left for the writer to set: when the sequence is kept in the 前置库, the
+number is only known inside the write transaction.
+
+Records of one mapping share their layout (the same fields), so the builder learns, per layout,
+which values must be texts of what length and which are encoded: a record is then checked by a few
+C-level passes over its values rather than a Python step per field, and its row fills only the
+columns it has (the others are NULL). A record the quick path finds anything wrong with (or of a
+layout not learnt) is built field by field, which gives the error: both accept the same records
+and write the same values.
+"""
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
+from operator import call, itemgetter
 from typing import Any
 
-import orjson
-import psycopg
-from sqlalchemy import JSON, Connection, Dialect, String, Table, any_, bindparam, select
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import DBAPIError
-
-from adapters.data_centre.columns import Converter, FieldColumn, converter
+from adapters.data_centre.columns import (
+    EXCHANGE_COLUMNS,
+    TEXT_TYPES,
+    Converter,
+    FieldColumn,
+    encoder,
+    quick_encoder,
+)
 
 CD_SOURCE = re.compile(r"[0-9]{6}\|[0-9A-Z]{18}")
 OPERATIONS = frozenset({"i", "u", "d"})
-TEXT_TYPES = frozenset({"string", "text", "enum"})
+MAX_LAYOUTS = 64  # per table; records of other layouts are built field by field
+MAX_SOURCES = 1_024  # cd_sources remembered per table
+# The record's fields the exchange columns are taken from, checked as texts of at most this length.
+_EXCHANGE_FIELDS = (("cd_id", "record_id", 100), ("record_unique_identity", "source_record_id", 100),
+                    ("cd_operation", "operation", 1))
+_LAST_COLUMNS = ("cd_time", "cd_source", "cd_batch")
+_SOURCE_FIELDS = ("admin_division_code", "provider_uscc")  # what cd_source is made of
+_LAYOUT_FIELDS = frozenset({field for _, field, _ in _EXCHANGE_FIELDS} | set(_SOURCE_FIELDS))
 
 
 class RowError(ValueError):
@@ -31,48 +54,153 @@ class RowError(ValueError):
         self.reason = reason
 
 
-class RowBuilder:
-    """Builds rows for one table; converters are compiled once."""
+def cd_time_value(cd_time: datetime, dialect: str) -> str:
+    """``cd_time`` (timestamp(0), Shanghai wall clock) as written: COPY text on PostgreSQL, on SQLite
+    the storage format of SQLAlchemy's DateTime, which reads it back."""
+    return cd_time.isoformat(sep=" ", timespec="seconds" if dialect == "postgresql" else "microseconds")
 
-    def __init__(self, columns: tuple[FieldColumn, ...], *, province_code: str | None,
-                 department_code: str | None) -> None:
-        self._converters: dict[str, Converter] = {c.name: converter(c) for c in columns}
-        # Text columns are checked inline (most fields are text); a value that fails the check goes
-        # through the column's converter for its error.
-        self._text_limits = {c.name: c.length or sys.maxsize for c in columns if c.type in TEXT_TYPES}
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Records with exactly these fields. ``pick`` takes their values: first the ``texts``, which
+    must be non-empty texts, each at most as long as ``cut`` formats it (the exchange fields, then
+    the text columns), then the ``others``, of ``types``: those for ``encoders``, then those written
+    as they are; then fields that are no column. The row is the texts, the others' values, cd_time,
+    cd_source and cd_batch: ``columns``."""
+
+    size: int
+    pick: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    source: Callable[[tuple[Any, ...]], tuple[Any, Any]]  # of the picked values, what cd_source is made of
+    texts: slice  # of the picked values
+    cut: str  # "%.<longest>s" per text
+    others: slice  # of the picked values
+    types: tuple[type, ...]
+    encoders: tuple[Converter, ...]
+    as_it_is: slice  # of the others
+    columns: tuple[str, ...]
+
+
+class RowBuilder:
+    """Builds the rows of one table for one dialect, learning up to ``max_layouts`` layouts."""
+
+    def __init__(self, table_columns: Sequence[str], columns: tuple[FieldColumn, ...], dialect: str, *,
+                 province_code: str | None, department_code: str | None, max_layouts: int = MAX_LAYOUTS) -> None:
+        if tuple(table_columns[:len(EXCHANGE_COLUMNS)]) != EXCHANGE_COLUMNS:
+            raise ValueError(f"an ex_ table starts with {EXCHANGE_COLUMNS}, not {tuple(table_columns)}")
+        # The columns of a row built field by field: all, cd_batch last.
+        self.all_columns = (*(c for c in table_columns if c != "cd_batch"), "cd_batch")
+        position = {name: i for i, name in enumerate(self.all_columns)}
+        self._columns = {c.name: c for c in columns}
+        self._dialect = dialect
+        # Per standard field: its position, the longest text written as it is (0: not a text column;
+        # a value that is not such a text goes through the encoder, for its error) and the encoder.
+        self._slots = {c.name: (position[c.name], (c.length or sys.maxsize) if c.type in TEXT_TYPES else 0,
+                                encoder(c, dialect)) for c in columns}
         # Every column present (None unless the record has a value): the row's shape never varies.
-        self._empty = dict.fromkeys(c.name for c in columns)
+        self._empty: list[Any] = [None] * len(self.all_columns)
+        self._layouts: dict[int, list[_Layout]] = {}
+        self._layouts_left = max_layouts
+        self._sources: dict[tuple[Any, Any], str] = {}
         self._province_code = province_code
         self._department_code = department_code
 
-    def build(self, record: Mapping[str, Any], cd_time: datetime, cd_batch: str) -> dict[str, Any]:
-        row = {
-            "cd_id": _required(record, "record_id"),
-            "cd_time": cd_time,
-            "cd_source": self.cd_source(record),
-            "cd_batch": cd_batch,
-            "cd_operation": _operation(record),
-            "record_unique_identity": _required(record, "source_record_id"),
-        }
-        row.update(self._empty)
-        converters = self._converters
-        text_limits = self._text_limits
-        # Only the record's own fields are visited: absent ones stay None without a converter call.
+    def build(self, record: Mapping[str, Any], cd_time: str) -> tuple[tuple[str, ...], list[Any]]:
+        """The columns and the row of ``record``, ``cd_time`` as written (``cd_time_value``),
+        ``cd_batch`` last and unset. Raises ``RowError`` for a record the table cannot hold."""
+        # A record of a layout has its number of fields, and all of them (so no other).
+        for layout in self._layouts.get(len(record), ()):
+            try:
+                values = layout.pick(record)
+            except KeyError:
+                continue
+            break
+        else:
+            learnt = self._learn(record)
+            if learnt is None:
+                return self.all_columns, self._by_field(record, cd_time)
+            layout, values = learnt, learnt.pick(record)
+        texts = values[layout.texts]
+        others = values[layout.others]
+        try:
+            # Texts (join refuses anything else), none too long (formatting each cut to its limit keeps
+            # them all whole only then), none empty, an operation; values of the types the other
+            # columns' encoders take. Anything else is looked at field by field.
+            if (len(layout.cut % texts) == len("".join(texts)) and all(texts) and texts[2] in OPERATIONS
+                    and tuple(map(type, others)) == layout.types):
+                source = self._sources.get(layout.source(values)) or self._cd_source(record)
+                row = [*texts, *map(call, layout.encoders, others), *others[layout.as_it_is], cd_time, source, None]
+                return layout.columns, row
+        except (ValueError, TypeError):  # RowError is a ValueError
+            pass
+        return self.all_columns, self._by_field(record, cd_time)
+
+    def _learn(self, record: Mapping[str, Any]) -> _Layout | None:
+        """The layout of records with the fields of ``record``, remembered; None if the fields of the
+        exchange columns are not all there (such records are refused field by field) or enough
+        layouts are known."""
+        keys = tuple(record)
+        if self._layouts_left <= 0 or not set(keys) >= _LAYOUT_FIELDS:
+            return None
+        texts = [c for c in self._columns.values() if c.type in TEXT_TYPES and c.name in record]
+        typed = {c.name: quick_encoder(c, self._dialect) for c in self._columns.values()
+                 if c.type not in TEXT_TYPES and c.name in record}
+        # Those with an encoder first.
+        others = sorted(typed, key=lambda name: typed[name][1] is None)
+        picked = [field for _, field, _ in _EXCHANGE_FIELDS] + [c.name for c in texts] + others
+        chosen = set(picked)
+        picked += [key for key in keys if key not in chosen]  # no column: only to know the layout
+        limits = [limit for _, _, limit in _EXCHANGE_FIELDS] + [c.length or sys.maxsize for c in texts]
+        encoders = tuple(encode for _, encode in typed.values() if encode is not None)
+        layout = _Layout(
+            size=len(keys), pick=itemgetter(*picked), source=itemgetter(*map(picked.index, _SOURCE_FIELDS)),
+            texts=slice(0, len(limits)),
+            cut="".join("%s" if limit == sys.maxsize else f"%.{limit}s" for limit in limits),
+            others=slice(len(limits), len(limits) + len(others)), types=tuple(typed[name][0] for name in others),
+            encoders=encoders, as_it_is=slice(len(encoders), None),
+            columns=(*(column for column, _, _ in _EXCHANGE_FIELDS), *(c.name for c in texts), *others,
+                     *_LAST_COLUMNS))
+        self._layouts.setdefault(layout.size, []).append(layout)
+        self._layouts_left -= 1
+        return layout
+
+    def _by_field(self, record: Mapping[str, Any], cd_time: str) -> list[Any]:
+        row = self._empty.copy()  # cd_id, cd_time, cd_source, cd_operation, record_unique_identity, ...
+        row[0] = _required(record, "record_id")
+        row[1] = cd_time
+        row[2] = self.cd_source(record)
+        row[3] = _operation(record)
+        row[4] = _required(record, "source_record_id")
+        slots = self._slots
+        # Only the record's own fields are visited: absent ones stay None without an encoder call,
+        # and fields that are no column (record_id, ext, ...) have no slot.
         for name, value in record.items():
-            if value is None or value == "" or value == []:
+            slot = slots.get(name)
+            if slot is None:
                 continue
-            limit = text_limits.get(name)
-            if limit is not None and value.__class__ is str and len(value) <= limit:
-                row[name] = value
-                continue
-            convert = converters.get(name)
-            if convert is None:
+            position, text_limit, encode = slot
+            if value.__class__ is str:
+                if 0 < len(value) <= text_limit:
+                    row[position] = value
+                    continue
+                if not value:
+                    continue
+            elif value is None or value == "" or value == []:
                 continue
             try:
-                row[name] = convert(value)
+                row[position] = encode(value)
             except (ValueError, TypeError) as exc:
                 raise RowError(name, str(exc)) from exc
         return row
+
+    def _cd_source(self, record: Mapping[str, Any]) -> str:
+        """``cd_source``, remembered per (admin_division_code, provider_uscc)."""
+        key = (record.get(_SOURCE_FIELDS[0]), record.get(_SOURCE_FIELDS[1]))
+        source = self._sources.get(key)
+        if source is None:
+            source = self.cd_source(record)
+            if len(self._sources) < MAX_SOURCES:
+                self._sources[key] = source
+        return source
 
     def cd_source(self, record: Mapping[str, Any]) -> str:
         """``<province>|<department>``: province = admin_division_code[0:2] + "0000" and department =
@@ -94,52 +222,6 @@ def _required(record: Mapping[str, Any], field: str) -> str:
 
 def _operation(record: Mapping[str, Any]) -> str:
     operation = record.get("operation")
-    if operation not in OPERATIONS:
+    if not isinstance(operation, str) or operation not in OPERATIONS:  # a list would raise TypeError
         raise RowError("operation", "must be i, u or d")
     return str(operation)
-
-
-class BulkInsert:
-    """PostgreSQL: rows of one table written with ``COPY ... FROM STDIN`` on the transaction's own
-    DBAPI connection: neither SQLAlchemy's per-row parameter processing nor a round trip per row is
-    paid. COPY knows no ON CONFLICT: a row already in the table (written before, or by a concurrent
-    writer) fails the whole COPY with a unique violation, raised as SQLAlchemy's ``IntegrityError``
-    like every database refusal, and the adapter then looks the ids up and, if still refused,
-    falls back to row-by-row inserts that ignore conflicts."""
-
-    def __init__(self, table: Table, dialect: Dialect) -> None:
-        quote = dialect.identifier_preparer.quote
-        self._names = tuple(c.name for c in table.columns)
-        self._values = itemgetter(*self._names)
-        self._json = tuple(i for i, c in enumerate(table.columns) if isinstance(c.type, JSON))
-        name = dialect.identifier_preparer.format_table(table)
-        self.sql = f"COPY {name} ({', '.join(quote(n) for n in self._names)}) FROM STDIN"
-        self._lookup = select(table.c.cd_id, table.c.cd_batch).where(
-            table.c.cd_id == any_(bindparam("ids", type_=postgresql.ARRAY(String))))
-
-    def existing(self, conn: Connection, ids: Sequence[str]) -> dict[str, str]:
-        """cd_id -> cd_batch of the ids already in the table, as one statement whatever their number."""
-        return {cd_id: cd_batch for cd_id, cd_batch in conn.execute(self._lookup, {"ids": list(ids)})}
-
-    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        values = self._values
-        json_positions = self._json
-        driver: Any = conn.connection.driver_connection
-        try:
-            with driver.cursor() as cursor, cursor.copy(self.sql) as copy:
-                for row in rows:
-                    row_values = values(row)
-                    if json_positions:
-                        row_values = list(row_values)
-                        for i in json_positions:
-                            if row_values[i] is not None:
-                                row_values[i] = _json_text(row_values[i])
-                    copy.write_row(row_values)
-        except psycopg.Error as exc:
-            raise DBAPIError.instance(self.sql, None, exc, psycopg.Error) from exc
-
-
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()

@@ -9,8 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Protocol
 
-from sqlalchemy import Engine, Table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, Table, bindparam, text
 
 MAX_DAILY_SEQUENCE = 99_999
 
@@ -27,18 +26,24 @@ def format_batch(day: date, sequence: int) -> str:
 
 
 class TableBatchSequence:
-    """A sequence kept in a table of the target database, taken in its own committed transaction."""
+    """A sequence kept in a table of the target database. The adapter takes its numbers with
+    ``next_value_in`` inside the transaction that writes the batch, so that a number and its rows
+    commit together (the row stays locked until then: the batches of one day commit in order);
+    ``next_value`` takes one in a committed transaction of its own."""
 
     def __init__(self, engine: Engine, table: Table) -> None:
         self._engine = engine
-        self._table = table
+        # As text, which SQLAlchemy compiles once: it compiles an ON CONFLICT construct anew at every
+        # execution (it has no cache key). The same statement on PostgreSQL and SQLite.
+        name = engine.dialect.identifier_preparer.format_table(table)
+        self._bump = text(
+            f"INSERT INTO {name} (target, day, last_seq) VALUES (:target, :day, 1) "  # noqa: S608 (the table's name)
+            f"ON CONFLICT (target, day) DO UPDATE SET last_seq = {name}.last_seq + 1 RETURNING last_seq"
+        ).bindparams(bindparam("target", type_=table.c.target.type), bindparam("day", type_=table.c.day.type))
 
     def next_value(self, target: str, day: date) -> int:
-        t = self._table
-        insert = postgresql.insert(t) if self._engine.dialect.name == "postgresql" else sqlite.insert(t)
-        stmt = (insert.values(target=target, day=day, last_seq=1)
-                .on_conflict_do_update(index_elements=[t.c.target, t.c.day],
-                                       set_={"last_seq": t.c.last_seq + 1})
-                .returning(t.c.last_seq))
         with self._engine.begin() as conn:
-            return int(conn.execute(stmt).scalar_one())
+            return self.next_value_in(conn, target, day)
+
+    def next_value_in(self, conn: Connection, target: str, day: date) -> int:
+        return int(conn.execute(self._bump, {"target": target, "day": day}).scalar_one())

@@ -18,6 +18,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
 
 from adapters.base import Adapter, DeliveryResult, OutboundRecord
 from adapters.data_centre import DataCentreAdapter, DataCentreConfig, exchange_tables, format_batch
@@ -339,3 +340,66 @@ async def test_empty_batch(adapter: DataCentreAdapter, target: Engine) -> None:
     assert await adapter.deliver([]) == []
     with target.connect() as conn:
         assert conn.execute(select(func.count()).select_from(text("sqlite_master"))).scalar_one() == 0
+
+
+# --- the writes -----------------------------------------------------------------------------------
+
+async def test_a_batch_takes_its_number_only_when_it_is_written(adapter: DataCentreAdapter, target: Engine) -> None:
+    """The cd_batch sequence kept in the 前置库 is bumped in the transaction that writes the batch:
+    a batch refused whole, or whose write fails, takes no number."""
+    [refused] = await adapter.deliver([penalty(record_id="00000000-0000-4000-8000-0000000000c1", operation="x")])
+    assert (refused.status, refused.code) == ("rejected", "DC002") and "operation" in (refused.message or "")
+    await adapter.deliver([penalty(record_id="00000000-0000-4000-8000-0000000000c2")])
+    with target.begin() as conn:  # a table the rows do not fit: the write fails
+        conn.execute(text("ALTER TABLE ex_penalty RENAME TO ex_penalty_kept"))
+        conn.execute(text("CREATE TABLE ex_penalty (cd_id VARCHAR(100) PRIMARY KEY)"))
+    [failed] = await adapter.deliver([penalty(record_id="00000000-0000-4000-8000-0000000000c3")])
+    assert (failed.status, failed.code) == ("retry", "TARGET_UNAVAILABLE")
+    with target.begin() as conn:
+        conn.execute(text("DROP TABLE ex_penalty"))
+        conn.execute(text("ALTER TABLE ex_penalty_kept RENAME TO ex_penalty"))
+    [written] = await adapter.deliver([penalty(record_id="00000000-0000-4000-8000-0000000000c4")])
+    assert written.receipt is not None and written.receipt["cd_batch"] == "2025062000002"
+    assert [r["cd_batch"] for r in rows_of(target, "penalty")] == ["2025062000001", "2025062000002"]
+
+
+async def test_records_of_several_layouts_and_any_text_in_one_batch(adapter: DataCentreAdapter,
+                                                                    target: Engine) -> None:
+    awkward = "罚\t款\n\\N \\. 结束\r'\""
+    full = penalty(record_id="00000000-0000-4000-8000-0000000000d1", penalty_result=awkward)
+    fewer = penalty(record_id="00000000-0000-4000-8000-0000000000d2")
+    fewer = OutboundRecord(fewer.record_id, "penalty", {k: v for k, v in fewer.record.items()
+                                                        if k not in ("penalty_types", "fine_amount_yuan")})
+    odd = penalty(record_id="00000000-0000-4000-8000-0000000000d3", penalty_types=[], entrusted_org_name=None,
+                  closed_at="20250619", submitted_at="2025-06-20T10:05:00.5Z", ext={"local": "x"})
+    results = await adapter.deliver([full, fewer, odd, penalty(record_id="00000000-0000-4000-8000-0000000000d4")])
+    assert {(r.status, r.code) for r in results} == {("delivered", None)}
+    stored = {r["cd_id"]: r for r in rows_of(target, "penalty")}
+    assert stored[full.record_id]["penalty_result"] == awkward
+    assert stored[full.record_id]["penalty_types"] == ["警告", "罚款"]
+    assert stored[fewer.record_id]["penalty_types"] is None and stored[fewer.record_id]["fine_amount_yuan"] is None
+    assert stored[fewer.record_id]["decision_doc_no"] == full.record["decision_doc_no"]
+    assert stored[odd.record_id]["penalty_types"] is None and stored[odd.record_id]["entrusted_org_name"] is None
+    assert stored[odd.record_id]["closed_at"] == date(2025, 6, 19)
+    assert stored[odd.record_id]["submitted_at"] == datetime(2025, 6, 20, 10, 5, 0, 500000, tzinfo=UTC)
+    assert {(r["cd_batch"], r["cd_time"], r["cd_source"]) for r in stored.values()} == {
+        ("2025062000001", datetime(2025, 6, 20, 18, 5, 2), "330000|11330106002500121C")}
+
+
+async def test_absent_values_are_null(adapter: DataCentreAdapter, target: Engine) -> None:
+    record = {k: v for k, v in penalty().record.items() if k != "penalty_types"}
+    await adapter.deliver([OutboundRecord(record["record_id"], "penalty", record),
+                           penalty(record_id="00000000-0000-4000-8000-0000000000d5", penalty_types=[])])
+    with target.connect() as conn:
+        nulls = conn.execute(text("SELECT penalty_types IS NULL, fine_paid_yuan IS NULL FROM ex_penalty")).all()
+    assert [tuple(map(bool, row)) for row in nulls] == [(True, True), (True, True)]
+
+
+async def test_writes_of_others_keep_the_check_constraints(adapter: DataCentreAdapter) -> None:
+    """On SQLite the rows are inserted without evaluating the table's CHECK (the builder admits only
+    i, u and d): that stays confined to them."""
+    await adapter.deliver([penalty()])
+    feedback = exchange_tables().feedback
+    with pytest.raises(IntegrityError), adapter._engine.begin() as conn:
+        conn.execute(feedback.insert(), {"cd_id": "x", "table_name": "ex_penalty", "status": "rejected",
+                                         "checked_at": NOW})  # a rejection needs its error code
