@@ -288,7 +288,7 @@ async def main() -> None:
         "claim size of the national platform's worker; default --batch (sent as POSTs of at most "
         f"{MAX_RECORDS} records, the platform's limit; claiming {MAX_RECORDS} at a time measured no faster: "
         "claim and settle cost more per call than a second POST)"))
-    parser.add_argument("--processes", type=int, default=2, help=(
+    parser.add_argument("--processes", type=int, default=3, help=(
         "delivery processes for the Redis outbox (each like `sgw run --role delivery`); the embedded run "
         "is one process by definition"))
     parser.add_argument("--serve-worker", nargs=5, help=argparse.SUPPRESS)
