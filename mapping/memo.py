@@ -32,12 +32,32 @@ class Memo:
     hit), saving a call per memoised field and record; misses go through the evaluator.
     """
 
-    __slots__ = ("cache", "hits", "key")
+    __slots__ = ("bypass", "cache", "hits", "key")
 
     def __init__(self, key: str | None) -> None:
         self.key = key
         self.cache: dict[str, Any] = {}
         self.hits = 0
+        self.bypass = 0  # calls left to convert without memoising (a field whose values do not repeat)
+
+    def convert(self, text: str, value: Any, chain: Chain, ctx: MapContext) -> Any:
+        """A miss: ``chain(value)``, kept under ``text`` when it raised no finding and the memo is
+        not bypassed; a full memo is emptied (and bypassed for a while if it was poorly hit)."""
+        if self.bypass:
+            self.bypass -= 1
+            return chain(value, ctx)
+        findings = ctx.findings
+        before = len(findings)
+        result = chain(value, ctx)
+        if len(findings) == before and _storable(result):
+            cache = self.cache
+            if len(cache) >= MEMO_MAX_ENTRIES:
+                if self.hits < _POOR_HITS:
+                    self.bypass = _BYPASS_CALLS
+                cache.clear()
+                self.hits = 0
+            cache[text] = result.copy() if type(result) is list else result
+        return result
 
 
 MISS: Any = object()
@@ -53,10 +73,8 @@ def memoised_with_memo(get: Getter, key: str | None, chain: Chain) -> tuple[Eval
     """``memoised``, and the memo it keeps, for callers that read hits inline."""
     memo = Memo(key)
     cache = memo.cache
-    bypass = 0
 
     def evaluate(src: Any, ctx: MapContext) -> Any:
-        nonlocal bypass
         raw = get(src) if key is None else src.get(key) if type(src) is dict else None
         if type(raw) is not str:
             return chain(clean(raw) if type(raw) is list else raw, ctx)
@@ -64,20 +82,7 @@ def memoised_with_memo(get: Getter, key: str | None, chain: Chain) -> tuple[Eval
         if found is not MISS:
             memo.hits += 1
             return found.copy() if type(found) is list else found
-        if bypass:
-            bypass -= 1
-            return chain(raw.strip() or None, ctx)
-        findings = ctx.findings
-        before = len(findings)
-        value = chain(raw.strip() or None, ctx)
-        if len(findings) == before and _storable(value):
-            if len(cache) >= MEMO_MAX_ENTRIES:
-                if memo.hits < _POOR_HITS:
-                    bypass = _BYPASS_CALLS
-                cache.clear()
-                memo.hits = 0
-            cache[raw] = value.copy() if type(value) is list else value
-        return value
+        return memo.convert(raw, raw.strip() or None, chain, ctx)
 
     return evaluate, memo
 
@@ -86,13 +91,11 @@ def memoised_value(source: Evaluator, chain: Chain) -> Evaluator:
     """``chain(source(src, ctx))`` with a memo of the texts ``source`` gives, for sources that are not
     one path (meta, ``first``, ``ref``, ``concat``...). Meta values are the same for every record
     of an envelope (its file's time, the receipt time, the provider), and registry cells repeat per
-    device, so their conversions are mostly hits; the bounds and the bypass are ``memoised``'s."""
+    device, so their conversions are mostly hits; the bounds and the bypass are ``Memo.convert``'s."""
     memo = Memo(None)
     cache = memo.cache
-    bypass = 0
 
     def evaluate(src: Any, ctx: MapContext) -> Any:
-        nonlocal bypass
         value = source(src, ctx)
         if type(value) is not str:
             return chain(value, ctx)
@@ -100,20 +103,7 @@ def memoised_value(source: Evaluator, chain: Chain) -> Evaluator:
         if found is not MISS:
             memo.hits += 1
             return found.copy() if type(found) is list else found
-        if bypass:
-            bypass -= 1
-            return chain(value, ctx)
-        findings = ctx.findings
-        before = len(findings)
-        result = chain(value, ctx)
-        if len(findings) == before and _storable(result):
-            if len(cache) >= MEMO_MAX_ENTRIES:
-                if memo.hits < _POOR_HITS:
-                    bypass = _BYPASS_CALLS
-                cache.clear()
-                memo.hits = 0
-            cache[value] = result.copy() if type(result) is list else result
-        return result
+        return memo.convert(value, value, chain, ctx)
 
     return evaluate
 
