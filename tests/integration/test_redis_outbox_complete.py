@@ -3,8 +3,6 @@ either way the next version of the key, held behind the completed one, is releas
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -17,26 +15,15 @@ pytestmark = pytest.mark.integration
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    name = f"sgw-complete-{uuid.uuid4().hex[:10]}"
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
 def version(record_id: str) -> OutboxRow:
     return OutboxRow(adapter="dc", record_id=record_id, kind="penalty", payload={"record_id": record_id},
                      enqueued_at=datetime.now(UTC), business_key=("same-key",))
 
 
 @pytest.mark.parametrize("completer", ["claimer", "another instance"])
-def test_completing_a_version_releases_the_next_one_of_its_key(prefix: str, completer: str) -> None:
-    claimer = RedisOutbox(redis.Redis.from_url(REDIS_URL), prefix=prefix, consumer="w1")
-    other = RedisOutbox(redis.Redis.from_url(REDIS_URL), prefix=prefix, consumer="w2")
+def test_completing_a_version_releases_the_next_one_of_its_key(redis_prefix: str, completer: str) -> None:
+    claimer = RedisOutbox(redis.Redis.from_url(REDIS_URL), prefix=redis_prefix, consumer="w1")
+    other = RedisOutbox(redis.Redis.from_url(REDIS_URL), prefix=redis_prefix, consumer="w2")
     try:
         claimer.put_many([version("v1"), version("v2")])
         [first] = claimer.claim("dc", 10, datetime.now(UTC))

@@ -5,13 +5,11 @@ connector and delivers everything queued, each record once."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
 
 from gateway.runtime import Runtime
@@ -60,19 +58,8 @@ def penalty_rows(work: Path) -> int:
         engine.dispose()
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    name = f"test-roles-{uuid.uuid4().hex[:8]}"
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
-async def test_ingest_and_delivery_instances_split_the_work(tmp_path: Path, prefix: str) -> None:
-    settings = settings_for(tmp_path, prefix)
+async def test_ingest_and_delivery_instances_split_the_work(tmp_path: Path, redis_prefix: str) -> None:
+    settings = settings_for(tmp_path, redis_prefix)
     ingest = Runtime(with_roles(settings, ("ingest",)))
     await ingest.start()
     try:
