@@ -71,6 +71,7 @@ class OutboundRecord:
     kind: str
     record: Mapping[str, Any]
     department: str | None = None
+    attempts: int = 1  # 1 on the first attempt; more when retried or reclaimed from a crashed worker
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from tenacity import RetryCallState, wait_random_exponential
 
 from adapters.base import Adapter, DeliveryResult, OutboundRecord
+from adapters.journal import BatchJournaling
 from gateway.circuit import CircuitBreaker
 from gateway.errors import PermanentError, StoreUnavailable, TransientError
 from gateway.hooks import Hooks, NoHooks
@@ -164,6 +165,8 @@ class DeliveryWorker:
         self._update_breaker(raw)
         await asyncio.to_thread(self._ledger.settle, self.adapter_id, items, results, done,
                                 self._retry_at_for(items))
+        if isinstance(self._adapter, BatchJournaling):
+            await self._adapter.settled()
         for item, result in zip(items, results, strict=True):
             latency = (done - item.enqueued_at).total_seconds() if result.status == "delivered" else None
             self._hooks.delivery_result(self.adapter_id, item.kind, result.status, latency, department=item.department)
@@ -209,9 +212,9 @@ class DeliveryWorker:
             self.breaker.record_success()
 
     def _retry_at_for(self, items: Sequence[OutboxItemLike]) -> Callable[[OutboxItemLike, DeliveryResult], datetime]:
-        """One backoff draw for the whole batch: its records come due again together, are claimed
-        together and sent as the same batch again, which a target that deduplicates by batch (the
-        national platform's batch_id) answers as a replay if the lost attempt had got through."""
+        """One backoff draw for the whole batch: its records come due again together and are
+        claimed together, so a target that deduplicates by batch mostly sees the same batch again
+        (an adapter that journals its batches, ``adapters.journal``, makes sure of it)."""
         now = datetime.now(UTC)
         attempts = max((i.attempts for i in items), default=1)
         at = self._policy.next_attempt(attempts, now, None)
@@ -225,14 +228,14 @@ class DeliveryWorker:
 
     async def _deliver_claimed(self, items: Sequence[OutboxItemLike]) -> list[DeliveryResult]:
         """Records on a further attempt (retried, or reclaimed from a crashed worker) travel apart
-        from first attempts: they then make up the batch they were sent in before (see
-        ``_retry_at_for``), so the target can recognise a batch it already has."""
+        from first attempts, in a call of their own: an adapter that journals its batches sends
+        them again in the batches they went in, and a first attempt never waits on that."""
         split = next((n for n, i in enumerate(items) if i.attempts <= 1), len(items))
         parts = [part for part in (items[:split], items[split:]) if part]
         results: list[DeliveryResult] = []
         for part in parts:
-            results.extend(await self._deliver([OutboundRecord(record_id=i.record_id, kind=i.kind, record=i.payload,
-                                                               department=i.department) for i in part]))
+            results.extend(await self._deliver([OutboundRecord(i.record_id, i.kind, i.payload, i.department,
+                                                               i.attempts) for i in part]))
         return results
 
     async def _deliver(self, batch: list[OutboundRecord]) -> list[DeliveryResult]:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
 
+from adapters.journal import BatchJournaling
 from connectors.base import ConnectorContext, HeldLease, PollLease
 from gateway.api.authz import ChainedPrincipals, SettingsPrincipals, StoredPrincipals
 from gateway.api.state import ApiState
@@ -41,6 +42,7 @@ from gateway.stores.db import create_engine_for, init_schema
 from gateway.stores.outbox import Outbox
 from gateway.stores.redis_outbox import RedisOutbox
 from gateway.stores.registry import SqlRegistry
+from gateway.stores.sent_batches import RedisBatchJournal, SqlBatchJournal
 from gateway.supervise import supervise
 from gateway.target_feedback import FeedbackIntake
 from gateway.telemetry import ConnectorTelemetryTable, CountingHooks
@@ -66,6 +68,7 @@ class Runtime:
         outbox: Outbox | None = self.redis_outbox
         self.store = SqlGatewayStore(self.engine, self.calendar, outbox=outbox, lease_s=settings.delivery.lease_s)
         self.workers = {a.id: self._worker(a.id, a.batch_size, a.max_wait_s) for a in settings.adapters if a.enabled}
+        self._redis_journals = self._attach_journals(settings)
         self.audit = SqlAuditLog(self.engine)
         self.ops = DeadLetterOps(self.store, on_redriven=self._wake_workers, audit=self.audit)
         self.routing = RoutingTable(settings.routing, [a.id for a in settings.adapters if a.enabled])
@@ -105,6 +108,22 @@ class Runtime:
         consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         return RedisOutbox.from_url(settings.stores.redis_url.get_secret_value(), prefix=settings.stores.redis_prefix,
                                     consumer=consumer, lease_s=settings.delivery.lease_s)
+
+    def _attach_journals(self, settings: Settings) -> list[RedisBatchJournal]:
+        """Adapters that journal their batches keep the journal where the outbox is (the Redis
+        ones are returned, to be closed)."""
+        opened: list[RedisBatchJournal] = []
+        for adapter_id, adapter in self.assembly.adapters.items():
+            if not isinstance(adapter, BatchJournaling):
+                continue
+            if settings.stores.redis_url is None:
+                adapter.use_journal(SqlBatchJournal(self.engine, adapter_id))
+                continue
+            journal = RedisBatchJournal.from_url(settings.stores.redis_url.get_secret_value(),
+                                                 prefix=settings.stores.redis_prefix, adapter=adapter_id)
+            opened.append(journal)
+            adapter.use_journal(journal)
+        return opened
 
     def _worker(self, adapter_id: str, batch_size: int, max_wait_s: float) -> DeliveryWorker:
         d = self.settings.delivery
@@ -232,3 +251,5 @@ class Runtime:
         await asyncio.to_thread(self.engine.dispose)
         if self.redis_outbox is not None:
             self.redis_outbox.close()
+        for journal in self._redis_journals:
+            journal.close()

@@ -9,7 +9,9 @@ signed (HMAC-SM3 or the HMAC-SHA256 fallback) and posted. Answers, per README §
 - 400, 409 ``40901``: the batch is refused as a whole -> failed (a gateway bug, not the data);
 - 401 ``40101``/``40102`` (clock, nonce): signed again and sent once more; other 401s -> failed;
 - 429, 503, other 5xx, timeouts, resets -> retry (``retry_after_s`` from Retry-After), same
-  batch_id next time since the id is derived from the records.
+  batch_id next time: every batch is written to the batch journal (``adapters.journal``) before it
+  is sent, and a record on a further attempt goes again in its journaled batch, byte for byte,
+  however the outbox grouped it this time (after a crash, a reclaim or with other retries).
 
 A batch-level stop (401 or unavailability) ends the call: the batches not yet sent get the same
 outcome rather than hammering a platform that just said no.
@@ -17,14 +19,17 @@ outcome rather than hammering a platform that just said no.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from adapters.base import DeliveryResult, OutboundRecord
+from adapters.journal import BatchJournal, MemoryJournal, SentBatch, prune_horizon
 from adapters.national_platform.http import json_object
 from adapters.national_platform.payload import (
     MAX_BODY_BYTES,
@@ -77,21 +82,52 @@ class NationalPlatformAdapter:
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._nonce = nonce or new_nonce
         self._session: aiohttp.ClientSession | None = None
+        self._journal: BatchJournal = MemoryJournal()
+        self._answered: list[str] = []  # batch ids answered for good since the last ``settled``
+        self._pruned = False
+
+    def use_journal(self, journal: BatchJournal) -> None:
+        self._journal = journal
+
+    async def settled(self) -> None:
+        """The worker settled the results of the last calls: their answered batches are done with."""
+        answered, self._answered = self._answered, []
+        if answered:
+            await asyncio.to_thread(self._journal.forget, answered)
 
     async def deliver(self, batch: Sequence[OutboundRecord]) -> list[DeliveryResult]:
-        encoded = list({r.record_id: Encoded(r.record_id, encode_record(r.record)) for r in batch}.values())
-        parts = plan(encoded, max_records=self._config.max_records, max_bytes=self._config.max_bytes,
-                     id_length=len(batch_id_for(self._config.app_id, ["x"])))
+        """Records on a further attempt go again in the journaled batch they were sent in (same
+        batch_id, same body), the others in new batches planned within the limits."""
+        in_hand = {r.record_id for r in batch}
+        again = {r.record_id for r in batch if r.attempts > 1}
+        journaled = await self._recall(again) if again else []
+        covered = {rid for sent in journaled for rid in sent.record_ids} & in_hand
+        encoded = list({r.record_id: Encoded(r.record_id, encode_record(r.record))
+                        for r in batch if r.record_id not in covered}.values())
+        parts: list[SentBatch | list[Encoded]] = [*journaled, *plan(
+            encoded, max_records=self._config.max_records, max_bytes=self._config.max_bytes,
+            id_length=len(batch_id_for(self._config.app_id, ["x"])))]
         results: dict[str, DeliveryResult] = {}
         for index, part in enumerate(parts):
             try:
-                results.update(await self._send(part))
+                if isinstance(part, SentBatch):
+                    results.update(await self._send_again(part, in_hand, batch))
+                else:
+                    results.update(await self._send(part))
             except GatewayError as exc:
                 for rest in parts[index:]:
-                    results.update({r.record_id: DeliveryResult.of_stopped_batch(r.record_id, exc) for r in rest
-                                    if r.record_id not in results})
+                    ids = rest.record_ids if isinstance(rest, SentBatch) else [r.record_id for r in rest]
+                    results.update({rid: DeliveryResult.of_stopped_batch(rid, exc) for rid in ids
+                                    if rid in in_hand and rid not in results})
                 break
         return [results[r.record_id] for r in batch]
+
+    async def _recall(self, record_ids: set[str]) -> list[SentBatch]:
+        """The journaled batches of records on a further attempt (a first look also prunes)."""
+        if not self._pruned:
+            self._pruned = True
+            await asyncio.to_thread(self._journal.prune, prune_horizon())
+        return await asyncio.to_thread(self._journal.recall, record_ids)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -100,20 +136,31 @@ class NationalPlatformAdapter:
 
     async def _send(self, part: list[Encoded]) -> dict[str, DeliveryResult]:
         batch_id = batch_id_for(self._config.app_id, [r.record_id for r in part])
-        reply = await self._post(encode_body(batch_id, [r.body for r in part]))
+        body = encode_body(batch_id, [r.body for r in part])
+        await asyncio.to_thread(self._journal.remember, SentBatch(batch_id, tuple(r.record_id for r in part), body),
+                                datetime.now(UTC))
+        reply = await self._post(body)
+        self._answered.append(batch_id)  # for good: stored, replayed, refused or too large
         if reply.status == 413:
             if len(part) == 1:
                 return {part[0].record_id: DeliveryResult(part[0].record_id, "failed", code="41300", message=(
                     "单条记录超过国家平台报文上限 / the record alone exceeds the platform's size limit"))}
             half = len(part) // 2
             return {**await self._send(part[:half]), **await self._send(part[half:])}
-        code = str(reply.body.get("code", ""))
-        if reply.status == 200 or (reply.status == 409 and code == "40900"):
-            return _per_record(part, reply.body, replay=reply.status == 409)
-        message = f"国家平台拒收整批 / the platform refused the batch: HTTP {reply.status} {code} " \
-                  f"{reply.body.get('message', '')}".strip()
-        return {r.record_id: DeliveryResult(r.record_id, "failed", code=code or str(reply.status),
-                                            message=message, receipt={"batch_id": batch_id}) for r in part}
+        return _answer(batch_id, part, reply)
+
+    async def _send_again(self, sent: SentBatch, in_hand: set[str],
+                          batch: Sequence[OutboundRecord]) -> dict[str, DeliveryResult]:
+        """A journaled batch as it was sent; results for the records in hand (the holders of the
+        others send it again too, and get the replay). Forgotten once every record was in hand."""
+        reply = await self._post(sent.body)
+        if in_hand.issuperset(sent.record_ids):
+            self._answered.append(sent.batch_id)
+        if reply.status == 413:  # the limits shrank since: the records in hand go in new batches
+            mine = [Encoded(r.record_id, encode_record(r.record)) for r in batch if r.record_id in sent.record_ids]
+            return await self._send(mine) if mine else {}
+        part = [Encoded(rid, b"") for rid in sent.record_ids if rid in in_hand]
+        return _answer(sent.batch_id, part, reply)
 
     async def _post(self, body: bytes) -> _Reply:
         """One signed POST; a clock or nonce 401 is signed afresh and sent once more."""
@@ -149,6 +196,16 @@ class NationalPlatformAdapter:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._config.timeout_s))
         return self._session
+
+
+def _answer(batch_id: str, part: Sequence[Encoded], reply: _Reply) -> dict[str, DeliveryResult]:
+    code = str(reply.body.get("code", ""))
+    if reply.status == 200 or (reply.status == 409 and code == "40900"):
+        return _per_record(part, reply.body, replay=reply.status == 409)
+    message = f"国家平台拒收整批 / the platform refused the batch: HTTP {reply.status} {code} " \
+              f"{reply.body.get('message', '')}".strip()
+    return {r.record_id: DeliveryResult(r.record_id, "failed", code=code or str(reply.status),
+                                        message=message, receipt={"batch_id": batch_id}) for r in part}
 
 
 def _per_record(part: Sequence[Encoded], body: Mapping[str, Any], *, replay: bool) -> dict[str, DeliveryResult]:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Dialect,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -318,3 +319,17 @@ registry_revision = Table(
     Column("revision", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
 )
 """One row, bumped by every registry change: running instances poll it to pick changes up."""
+
+# -- the batch journal of adapters whose target deduplicates by batch (gateway.stores.sent_batches) --
+
+sent_batches = Table(
+    "sent_batches",
+    metadata,
+    Column("adapter", String(64), nullable=False),
+    Column("batch_id", String(64), nullable=False),
+    Column("record_ids", Text, nullable=False, doc="the batch's record ids in order, one per line"),
+    Column("body", LargeBinary, nullable=False, doc="the request body as sent, byte for byte"),
+    Column("sent_at", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("adapter", "batch_id"),
+)
+"""Batches sent and not yet settled: a retry goes again as the same batch (``adapters.journal``)."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,10 @@ from typing import Any
 import pytest
 
 from adapters.base import OutboundRecord
+from adapters.journal import MemoryJournal
 from adapters.national_platform import NationalPlatformAdapter, NationalPlatformConfig
+from gateway.stores.db import create_engine_for, init_schema
+from gateway.stores.sent_batches import SqlBatchJournal
 from tests.peers.national_platform_server import APP_ID, APP_SECRET, NationalPlatformServer
 
 pytestmark = pytest.mark.integration
@@ -106,6 +111,57 @@ async def test_a_lost_answer_is_replayed_idempotently_with_409(fake: NationalPla
     assert fake.statuses() == [502, 409]
     assert fake.received[0].batch_id == fake.received[1].batch_id
     assert fake.stored == {r.record_id: 1 for i, r in enumerate(batch) if i != 2}  # exactly once
+
+
+def again(record: OutboundRecord) -> OutboundRecord:
+    return dataclasses.replace(record, attempts=record.attempts + 1)
+
+
+async def test_a_batch_whose_answer_was_lost_goes_again_whole_however_its_records_come_back(
+        fake: NationalPlatformServer, tmp_path: Path) -> None:
+    """After a crash the outbox hands the records back in other groups: some with new records,
+    some in another instance's claim. Each holder sends the journaled batch again, byte for byte,
+    and the platform answers it as a replay: nothing is stored twice."""
+    batch = records()
+    fake.lose_answers(1)
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'gw.sqlite'}")
+    init_schema(engine)
+    first, restarted = adapter_for(fake.url), adapter_for(fake.url)
+    first.use_journal(SqlBatchJournal(engine, "national"))
+    restarted.use_journal(SqlBatchJournal(engine, "national"))  # the same store, after a restart
+    new = OutboundRecord(str(uuid.uuid4()), batch[0].kind, {**batch[0].record}, department="dept")
+    new.record["record_id"] = new.record_id
+    try:
+        lost = await first.deliver(batch)
+        mixed = await restarted.deliver([again(batch[1]), new, again(batch[3])])
+        await restarted.settled()
+        rest = await restarted.deliver([again(batch[0]), again(batch[2])])
+        await restarted.settled()
+    finally:
+        await first.close()
+        await restarted.close()
+        engine.dispose()
+    assert {r.status for r in lost} == {"retry"}
+    assert [r.status for r in mixed] == ["delivered"] * 3 and [r.status for r in rest] == ["delivered"] * 2
+    assert mixed[0].receipt is not None and mixed[0].receipt["replay"] is True
+    assert fake.statuses() == [502, 409, 200, 409]
+    assert fake.received[1].batch_id == fake.received[3].batch_id == fake.received[0].batch_id
+    assert fake.received[2].record_ids == (new.record_id,)
+    assert fake.stored == {r.record_id: 1 for r in [*batch, new]}  # exactly once
+
+
+async def test_a_batch_answered_for_good_is_forgotten_once_settled(fake: NationalPlatformServer) -> None:
+    journal = MemoryJournal()
+    adapter = adapter_for(fake.url)
+    adapter.use_journal(journal)
+    try:
+        await adapter.deliver(records())
+        kept = journal.recall({r.record_id for r in records()})
+        await adapter.settled()
+    finally:
+        await adapter.close()
+    assert [b.record_ids for b in kept] == [tuple(r.record_id for r in records())]
+    assert journal.recall({r.record_id for r in records()}) == []
 
 
 async def test_429_is_a_retry_after_the_platform_s_delay(fake: NationalPlatformServer) -> None:
