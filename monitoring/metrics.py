@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from threading import Lock
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -36,12 +37,32 @@ OTHER = "OTHER"
 MAX_DEPARTMENTS = 200
 LATENCY_BUCKETS_S = (0.01, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 THROUGHPUT_WINDOW_S = 60
+# The last-record gauge moves at most this often per connector: a scrape every few seconds never
+# sees the difference, and setting it per record cost as much as counting the record.
+LAST_RECORD_RESOLUTION_S = 0.1
 
 
 def bounded_code(code: str) -> str:
     if code.startswith("RULE:"):
         return "RULE"
     return code if code in KNOWN_CODES else OTHER
+
+
+class _Children:
+    """A metric's labelled children, looked up once: ``labels()`` checks and locks on every call,
+    which on the per-record paths cost more than the increment. Children are never removed."""
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: Counter | Gauge | Histogram) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *labels: str) -> Any:
+        found = self._children.get(labels)
+        if found is None:
+            found = self._children[labels] = self._metric.labels(*labels)
+        return found
 
 
 class BoundedValues:
@@ -127,6 +148,9 @@ class PrometheusHooks:
         self._connector_events = Counter("sgw_connector_events_total",
                                          "Connector-reported events (messages, bad signatures...)",
                                          ["connector", "name"], registry=r)
+        self._records_of, self._errors_of = _Children(self._records), _Children(self._errors)
+        self._deliveries_of, self._latency_of = _Children(self._deliveries), _Children(self._latency)
+        self._connector_last_of = _Children(self._connector_last)
         self._connector_levels = Gauge("sgw_connector_level", "Connector-reported levels", ["connector", "name", "key"],
                                        registry=r)
 
@@ -138,12 +162,13 @@ class PrometheusHooks:
     def record_outcome(self, connector: str, kind: str, status: str, error_codes: Sequence[str],
                        department: str | None = None) -> None:
         dept = self.departments(department)
-        self._records.labels(connector, dept, kind, status).inc()
-        for code in set(map(bounded_code, error_codes)):
-            self._errors.labels(connector, dept, code).inc()
+        self._records_of(connector, dept, kind, status).inc()
+        for code in set(map(bounded_code, error_codes)) if error_codes else ():
+            self._errors_of(connector, dept, code).inc()
         now = time.time()
-        self._last_record[connector] = now
-        self._connector_last.labels(connector).set(now)
+        if now - self._last_record.get(connector, 0.0) >= LAST_RECORD_RESOLUTION_S:
+            self._last_record[connector] = now
+            self._connector_last_of(connector).set(now)
         self.throughput.add(connector)
 
     def store_write_failed(self, connector: str) -> None:
@@ -151,9 +176,9 @@ class PrometheusHooks:
 
     def delivery_result(self, adapter: str, kind: str, status: str, latency_s: float | None,
                         department: str | None = None) -> None:
-        self._deliveries.labels(adapter, self.departments(department), kind, status).inc()
+        self._deliveries_of(adapter, self.departments(department), kind, status).inc()
         if latency_s is not None:
-            self._latency.labels(adapter).observe(max(latency_s, 0.0))
+            self._latency_of(adapter).observe(max(latency_s, 0.0))
 
     def connector_event(self, connector: str, name: str, n: int = 1) -> None:
         self._connector_events.labels(connector, name).inc(n)
