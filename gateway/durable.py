@@ -29,7 +29,7 @@ from gateway.envelope import Envelope
 from gateway.errors import StoreUnavailable
 from gateway.ingest import RecordOutcome
 from gateway.stores.bulk import BulkValues
-from gateway.stores.db import bound_wal, dumps_json, translate_errors
+from gateway.stores.db import bound_wal, translate_errors
 from gateway.stores.journeys import QUEUED, JourneyLog, insert_journey_values
 from gateway.stores.outbox import DEFAULT_LEASE_S, Outbox, OutboxItem, Settlement, SqlOutbox
 from gateway.stores.records import AcceptedRecords
@@ -122,17 +122,23 @@ class SqlGatewayStore:
         kind of outcome) and the steps are one transaction; a target's rejection is written before,
         in its own (it goes to the department's rejections whatever happens to the delivery).
         The steps are encoded here, as ``insert_journey_values`` takes them: a batch's thousand
-        ``JourneyRow`` objects cost more than the rest of the settling done in Python."""
-        at = BulkValues(self._engine.dialect.name, None).ts(now)
+        ``JourneyRow`` objects cost more than the rest of the settling done in Python. A batch's
+        results mostly share their detail (a receipt per table or per POST, the first attempt):
+        each detail is encoded once (``_Details``)."""
+        values = BulkValues(self._engine.dialect.name, None)
+        at = values.ts(now)
+        details = _Details(values)
         steps: list[tuple[Any, ...]] = []
         settlement = Settlement()
+        done = settlement.done
         for item, result in zip(items, results, strict=True):
-            if result.status == "delivered":
-                settlement.done.append(item.id)
+            status = result.status
+            if status == "delivered":
+                done.append(item.id)
                 event = "delivered"
-            elif result.status == "rejected":
+            elif status == "rejected":
                 # The target says the data is wrong: the providing department's to fix, not ops'.
-                settlement.done.append(item.id)
+                done.append(item.id)
                 self._target_rejection(item, RejectedRow(
                     kind=item.kind, connector=str(item.payload.get("connector", "")), rejected_at=now,
                     errors=[{"code": result.code or "TARGET_REJECTED", "field": _target_field(result),
@@ -142,15 +148,14 @@ class SqlGatewayStore:
                     department=item.department, source_record_id=item.payload.get("source_record_id"),
                     record_id=item.record_id, raw_payload=item.payload, target=adapter))
                 event = "remote_rejected"
-            elif result.status == "retry":
+            elif status == "retry":
                 settlement.retry(item.id, retry_at(item, result), result.message or "retry")
                 event = "retried"
             else:
                 settlement.bury(item.id, result.message or "failed")
                 event = "dead"
-            detail = {"code": result.code, "message": result.message, "receipt": result.receipt,
-                      "attempt": item.attempts}
-            steps.append((item.record_id, None, event, adapter, dumps_json(detail), at))  # JOURNEY_COLUMNS
+            # JOURNEY_COLUMNS
+            steps.append((item.record_id, None, event, adapter, details.of(result, item.attempts), at))
         on_sql = self.outbox is self.sql_outbox
         if not on_sql:  # Redis: its changes first, then the steps
             settlement.apply(self.outbox)
@@ -203,6 +208,28 @@ class SqlGatewayStore:
     def recent_rejections(self, limit: int) -> list[dict[str, Any]]:
         return [{"connector": r.connector, "due_on": r.due_on, "errors": r.errors}
                 for r in self.rejections.list(status="open", limit=limit)]
+
+
+class _Details:
+    """The journey details of one settle call, encoded as the column stores JSON (``BulkValues.json_once``).
+    A detail is the result's code, message and receipt with the attempt; adapters make one receipt
+    per table or per request, so a batch's results mostly repeat the previous one's detail, which
+    is then encoded once (checked by identity: a cache that misses costs nothing)."""
+
+    def __init__(self, values: BulkValues) -> None:
+        self._values = values
+        self._last: tuple[Any, ...] = (object(),)
+        self._encoded: str | bytes = b""
+
+    def of(self, result: DeliveryResult, attempt: int) -> str | bytes:
+        last = self._last
+        receipt = result.receipt
+        if receipt is last[0] and attempt == last[1] and result.code == last[2] and result.message == last[3]:
+            return self._encoded
+        self._last = (receipt, attempt, result.code, result.message)
+        self._encoded = self._values.json_once({"code": result.code, "message": result.message, "receipt": receipt,
+                                                "attempt": attempt})
+        return self._encoded
 
 
 def _target_field(result: DeliveryResult) -> str | None:

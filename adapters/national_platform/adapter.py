@@ -211,6 +211,7 @@ def _answer(batch_id: str, part: Sequence[Encoded], reply: _Reply) -> dict[str, 
 def _per_record(part: Sequence[Encoded], body: Mapping[str, Any], *, replay: bool) -> dict[str, DeliveryResult]:
     batch_id = str(body.get("batch_id", ""))
     answers = {str(r.get("record_id")): r for r in body.get("results", []) if isinstance(r, Mapping)}
+    # One receipt object for the batch: nothing changes a receipt, and settling encodes a shared one once.
     receipt: dict[str, Any] = {"batch_id": batch_id, "received_at": body.get("received_at"), "replay": replay}
     out: dict[str, DeliveryResult] = {}
     for rid, _ in part:
@@ -221,9 +222,9 @@ def _per_record(part: Sequence[Encoded], body: Mapping[str, Any], *, replay: boo
             continue
         code, message = str(answer.get("code", "")), str(answer.get("message", ""))
         if answer.get("status") == "accepted":
-            out[rid] = DeliveryResult(rid, "delivered", code, message, {**receipt})
+            out[rid] = DeliveryResult(rid, "delivered", code, message, receipt)
         elif answer.get("field"):
             out[rid] = DeliveryResult(rid, "rejected", code or "10099", message, {**receipt, "field": answer["field"]})
         else:
-            out[rid] = DeliveryResult(rid, "rejected", code or "10099", message, {**receipt})
+            out[rid] = DeliveryResult(rid, "rejected", code or "10099", message, receipt)
     return out

@@ -31,10 +31,11 @@ def platform_record(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def encode_record(record: Mapping[str, Any]) -> bytes:
-    if isinstance(record, JsonRecord) and record.json is not None and "ext" not in record \
+    if isinstance(record, JsonRecord) and record.json is not None and not record.may_have("ext") \
             and record.json.find(b":null") < 0:
         # what orjson wrote, and encoding the record again would write: no absent field to drop
-        # (a null inside a value, or the text in a string, only costs the encoding below)
+        # (a null inside a value, or the text in a string, only costs the encoding below); a record
+        # not read yet (``JsonRecord.unread``) is then sent without ever being read
         return record.json
     # Most records have neither ext nor absent fields: encoded without building a filtered copy first.
     fields = record if type(record) is dict and "ext" not in record and None not in record.values() \

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, Engine, Index, RowMapping, func, select
 
@@ -50,8 +50,11 @@ class OutboxRow:
     business_key: BusinessKey | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
+class OutboxItem(NamedTuple):
+    """A claimed (or listed) item. A NamedTuple (``_replace`` makes a changed copy): a claim makes
+    one per record, and a tuple is made in a third of the time of a frozen dataclass, immutable all
+    the same."""
+
     id: ItemId
     adapter: str
     record_id: str
@@ -196,7 +199,7 @@ def _claimed_items(adapter: str, rows: Sequence[Sequence[Any]]) -> list[OutboxIt
             at = times[enqueued_at] = _utc(enqueued_at)
         if isinstance(payload, bytes | str):  # SQLite; psycopg decodes jsonb itself
             payload = loads_json(payload)
-        # By position: keywords make a thousand frozen dataclasses cost twice as much.
+        # By position: keywords cost a dictionary per item.
         items.append(OutboxItem(item_id, adapter, record_id, kind, key_hash, department, payload, at, attempts,
                                 "inflight", last_error))
     items.sort(key=attrgetter("id"))

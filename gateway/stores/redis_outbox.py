@@ -8,7 +8,8 @@ Keys (one adapter's share the hash tag ``{adapter}``), under ``<prefix>:outbox:{
   payload as JSON. Written with HSET before the entry is added, read with HMGET after the claim,
   deleted once the entry is done: the scripts never copy a payload (see ``redis_scripts``). Every
   queueing call writes to fields of its own (a random token), so a record queued again never
-  touches the first copy. The payload is handed out as a ``JsonRecord`` that keeps its JSON;
+  touches the first copy. The payload is handed out as a ``JsonRecord`` that keeps its JSON, its
+  fields read only when something looks at them;
 - ``retry``: zset, entry id -> due time (ms) of a rescheduled entry, durably (not in memory);
 - ``owners``: hash, business key hash -> the entry now on its way for that key; a later version
   read meanwhile waits in ``held:<key>`` (a list) and is scheduled when the owner settles;
@@ -212,22 +213,28 @@ class RedisOutbox:
 
     def _items(self, adapter: str, flat: list[Any], bodies: Iterable[bytes | None]) -> list[OutboxItem]:
         """CLAIM's rows (six values each) and their records -> items. A record gone meanwhile belongs
-        to an entry that the worker it was reclaimed from has completed: that entry is done."""
+        to an entry that the worker it was reclaimed from has completed: that entry is done.
+
+        The payload is left unread (``JsonRecord.unread``): an adapter sending it as JSON sends its
+        bytes, one that looks at the fields reads them then. The heads of a batch's records, mostly
+        a few envelopes', are read once."""
         items: list[OutboxItem] = []
-        times: dict[str, datetime] = {}
-        for row, body in enumerate(bodies):
-            if body is None:
+        heads: dict[bytes, tuple[str, str | None, datetime]] = {}
+        claimed = self._claimed
+        for row, stored in enumerate(bodies):
+            if stored is None:
                 continue
             entry, attempts, record_id, key, error, field = flat[row * 6:row * 6 + 6]
-            kind, department, at, payload = read_record(body)
-            enqueued_at = times.get(at)
-            if enqueued_at is None:
-                enqueued_at = times[at] = datetime.fromisoformat(at)
+            head, _, body = stored.partition(b"\n")
+            known = heads.get(head)
+            if known is None:
+                kind, department, at = orjson.loads(head)
+                known = heads[head] = (kind, department or None, datetime.fromisoformat(at))
             item_id = f"{adapter}:{entry.decode()}"
             key_hash = key.decode()
-            items.append(OutboxItem(item_id, adapter, record_id.decode(), kind, key_hash or None, department,
-                                    payload, enqueued_at, attempts, "inflight", error.decode() or None))
-            self._claimed[item_id] = (key_hash, field.decode())
+            items.append(OutboxItem(item_id, adapter, record_id.decode(), known[0], key_hash or None, known[1],
+                                    JsonRecord.unread(body), known[2], attempts, "inflight", error.decode() or None))
+            claimed[item_id] = (key_hash, field.decode())
         return items
 
     def _per_adapter(self, ids: Sequence[ItemId], action: str, script: str, head: list[Any]) -> list[Any]:

@@ -101,3 +101,16 @@ def test_a_changed_record_forgets_its_json(change: Any) -> None:
     change(record)
     assert record.json is None
     assert encode_record(record) == orjson.dumps(dict(record))
+
+
+def test_an_unread_record_is_sent_as_its_bytes_without_being_read() -> None:
+    raw = orjson.dumps({"record_kind": "penalty", "名称": "杭州/样例", "n": 1.5, "text": 'says "ext": here'})
+    record = JsonRecord.unread(raw)
+    assert encode_record(record) is raw
+    assert type(record) is not JsonRecord  # still unread: nothing looked at the fields
+
+
+@pytest.mark.parametrize("fields", [{"ext": {"due": "x"}}, {"remark": None}, {"nested": {"ext": 1}}])
+def test_an_unread_record_with_an_ext_or_a_null_is_encoded_as_any_record(fields: dict[str, Any]) -> None:
+    plain = {"record_kind": "penalty", **fields}
+    assert encode_record(JsonRecord.unread(orjson.dumps(plain))) == orjson.dumps(platform_record(plain))

@@ -65,8 +65,10 @@ def test_a_claimed_payload_keeps_the_json_it_was_stored_as(box: RedisOutbox) -> 
     (item,) = box.claim("dc", 10, now())
     payload = item.payload
     assert isinstance(payload, JsonRecord)
-    assert payload.json == orjson.dumps(payload)
-    assert payload == {"record_id": "r-1", "名称": "杭州样例", "amount": 1.5}
+    stored = payload.json
+    assert stored == orjson.dumps({"record_id": "r-1", "名称": "杭州样例", "amount": 1.5})
+    assert payload == {"record_id": "r-1", "名称": "杭州样例", "amount": 1.5}  # read at this first look
+    assert stored == orjson.dumps(payload)
     assert (item.kind, item.department, item.enqueued_at) == ("penalty", "eco", datetime(2025, 6, 1, 8, 0, tzinfo=UTC))
 
 
