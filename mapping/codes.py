@@ -50,6 +50,8 @@ class ListResolution(NamedTuple):
     unknown: list[str]
     """Source parts (trimmed, as received) that matched no code."""
     ambiguous: bool
+    combined: bool = False
+    """A combined alias matched: the codes may depend on the narrowing text, not on the value alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +179,12 @@ class CodeTable:
         """Codes for a list field: one source string (split as the procedure says) or a list of them."""
         singles, combined = self._chain(schemes, extra_aliases)
         result = ListResolution([], [], False)
-        ambiguous = False
+        ambiguous = narrowed = False
         for item in [value] if isinstance(value, str) else value:
-            ambiguous |= self._resolve_item(item, singles, combined, narrow_text, result)[0]
-        return ListResolution(result.codes, result.unknown, ambiguous)
+            item_ambiguous, item_narrowed = self._resolve_item(item, singles, combined, narrow_text, result)
+            ambiguous |= item_ambiguous
+            narrowed |= item_narrowed
+        return ListResolution(result.codes, result.unknown, ambiguous, narrowed)
 
     def list_resolver(
         self, schemes: Sequence[str] = (), extra_aliases: Mapping[str, str] | None = None, *,
@@ -195,7 +199,7 @@ class CodeTable:
         def resolve(value: str | Sequence[str], narrow_text: str | None) -> ListResolution:
             codes: list[str] = []
             unknown: list[str] = []
-            ambiguous = False
+            ambiguous = any_narrowed = False
             for item in [value] if isinstance(value, str) else value:
                 found = known.get(item)
                 if found is not None:  # _add_unique spelt out: the path of nearly every item
@@ -206,13 +210,14 @@ class CodeTable:
                 part = ListResolution([], [], False)
                 item_ambiguous, narrowed = self._resolve_item(item, singles, combined, narrow_text, part)
                 ambiguous |= item_ambiguous
+                any_narrowed |= narrowed
                 _add_unique(codes, part.codes)
                 unknown.extend(part.unknown)
                 if memo and not (item_ambiguous or narrowed or part.unknown):
                     if len(known) >= _MAX_MEMO_ITEMS:
                         known.clear()
                     known[item] = tuple(part.codes)
-            return ListResolution(codes, unknown, ambiguous)
+            return ListResolution(codes, unknown, ambiguous, any_narrowed)
 
         return resolve
 

@@ -267,6 +267,14 @@ def compact_datetime_text(text: str) -> str | None:
 
 _SHANGHAI_OFFSET_S = 8 * 3600
 _LAST_FAST_EPOCH_S = 253_402_271_999  # 9999-12-31T23:59:59+08:00: later ones take the general path
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))
+_DAY_PREFIXES: dict[int, str] = {}  # days since 1970 (Shanghai) -> "yyyy-MM-ddT"
+_MAX_DAY_PREFIXES = 4096
+
+
+def _day_prefix(day: int) -> str:
+    t = gmtime(day * 86_400)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
 
 
 def epoch_text(value: object, units_per_second: int) -> str | None:
@@ -278,9 +286,17 @@ def epoch_text(value: object, units_per_second: int) -> str | None:
     seconds, units = divmod(value, units_per_second)
     if seconds > _LAST_FAST_EPOCH_S:
         return None
-    t = gmtime(seconds + _SHANGHAI_OFFSET_S)
-    text = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
-            f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
+    # The day's text repeats for every reading of a day: kept; the time of day is three divmods
+    # and two-digit texts from a table (a tenth of a gmtime and a six-field format).
+    day, second = divmod(seconds + _SHANGHAI_OFFSET_S, 86_400)
+    prefix = _DAY_PREFIXES.get(day)
+    if prefix is None:
+        if len(_DAY_PREFIXES) >= _MAX_DAY_PREFIXES:
+            _DAY_PREFIXES.clear()
+        prefix = _DAY_PREFIXES[day] = _day_prefix(day)
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    text = prefix + _TWO_DIGITS[hour] + ":" + _TWO_DIGITS[minute] + ":" + _TWO_DIGITS[second]
     if units:
         text += f".{units * 1_000_000 // units_per_second:06d}"
     return text + "+08:00"

@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mapping import concat_slices
 from mapping.map_context import Evaluator, MapContext, TransformFailure, as_text, clean, clean_meta
-from mapping.memo import Memo, memoised_value, memoised_with_memo
+from mapping.memo import MEMO_MAX_ENTRIES, Memo, memoised_value, memoised_with_memo
 from mapping.paths import Getter, PathSyntaxError, compile_jmespath, compile_path
 from mapping.reference_tables import ReferenceTable, normalise_key
 from mapping.source_conditions import compile_condition
@@ -187,8 +188,15 @@ def _parts(specs: list[ValueSpec], scope: Scope, loc: Loc, key: str) -> tuple[Co
 
 
 def _concat(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
-    compiled = _parts(spec.concat or [], scope, loc, "concat")
-    parts = tuple(p.evaluate for p in compiled)
+    specs = spec.concat or []
+    compiled = _parts(specs, scope, loc, "concat")
+    evaluators = [p.evaluate for p in compiled]
+    for first, stop in reversed(concat_slices.runs(specs)):  # from the end: indexes stay valid
+        fused = concat_slices.fused_run(specs[first:stop], tuple(evaluators[first:stop]), scope,
+                                        (*loc, "concat", first), compile_value)
+        if fused is not None:
+            evaluators[first:stop] = [fused]
+    parts = tuple(evaluators)
     sep = spec.sep or ""
 
     def evaluate(src: Any, ctx: MapContext) -> Any:
@@ -281,13 +289,23 @@ def _ref(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
         raise SpecProblem(f"table {ref.table!r} has no column {ref.column!r}", ("column",))
     key = compile_value(ref.key, scope, (*loc, "ref", "key"))
     key_of, rows = key.evaluate, table.rows
+    # Rows by the source text of their key: a device's readings name it again and again, so its
+    # row is found without normalising the text each time. Only keys the table holds are kept
+    # (texts of its own keys, not arbitrary source values), bounded like a memo.
+    rows_by_text: dict[str, dict[str, str]] = {}
 
     def evaluate(src: Any, ctx: MapContext) -> Any:
         value = key_of(src, ctx)
         if value is None:
             return None
         if type(value) is str:  # the common key, without a list of its texts
-            row = rows.get(normalise_key(value))
+            row = rows_by_text.get(value)
+            if row is None:
+                row = rows.get(normalise_key(value))
+                if row is not None:
+                    if len(rows_by_text) >= MEMO_MAX_ENTRIES:
+                        rows_by_text.clear()
+                    rows_by_text[value] = row
         else:
             texts = _texts(value, ctx)
             row = rows.get(normalise_key(texts[0])) if len(texts) == 1 else None

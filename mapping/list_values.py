@@ -125,34 +125,55 @@ def _entry_suffix(provenance: str | None) -> str:
     return ""
 
 
-def _fill(item: Any, ctx: MapContext, plans: tuple[InnerPlan, ...], suffixes: tuple[str, ...],
-          field_prefix: str, element: str, suffix_of: Callable[[str | None], str]) -> dict[str, Any]:
+_Layout = tuple[str, str, tuple[str, ...], tuple[str, ...]]
+"""An element's source path, the prefix of paths under it, its fields' standard paths and their
+source paths (before any ``first`` alternative overrides one)."""
+_MAX_LAYOUTS = 1024
+
+
+def _layout(field_prefix: str, element: str, names: tuple[str, ...], suffixes: tuple[str, ...]) -> _Layout:
+    return (element, element + ".", tuple([field_prefix + name for name in names]),
+            tuple([element + suffix for suffix in suffixes]))
+
+
+def _fill(item: Any, ctx: MapContext, plans: tuple[InnerPlan, ...], layout: _Layout,
+          suffix_of: Callable[[str | None], str]) -> dict[str, Any]:
     obj: dict[str, Any] = {}
     provenance = ctx.provenance
-    for (name, evaluate, _, finalize), suffix in zip(plans, suffixes, strict=True):
-        field = ctx.field = field_prefix + name
+    element, ctx.src_prefix, fields, sources = layout
+    for (name, evaluate, _, finalize), field, source in zip(plans, fields, sources, strict=True):
+        ctx.field = field
         value = evaluate(item, ctx)
         if ctx.prov_override is not None:
-            suffix = suffix_of(ctx.prov_override)
+            source = element + suffix_of(ctx.prov_override)
             ctx.prov_override = None
-        provenance[field] = element + suffix
+        provenance[field] = source
         if value is not None:
             obj[name] = finalize(value) if finalize is not None and type(value) is not str else value
     return obj
 
 
 def _run_each(path: str, get: Getter, plans: tuple[InnerPlan, ...]) -> Evaluator:
+    names = tuple(p[0] for p in plans)
     suffixes = tuple(_each_suffix(p[2]) for p in plans)
+    # The paths of the n-th element repeat from record to record: built once, not per element.
+    layouts: dict[tuple[str, str, int, int], _Layout] = {}
 
     def run(src: Any, ctx: MapContext) -> Any:
         raw = get(src)
-        items = raw if type(raw) is list else [] if raw is None or isinstance(raw, str) else [raw]
+        listed = type(raw) is list
+        items = raw if listed else [] if raw is None or isinstance(raw, str) else [raw]
         field, prefix = ctx.field, ctx.src_prefix
         out: list[dict[str, Any]] = []
         for i, item in enumerate(items):
-            element = f"{prefix}{path}[{i}]" if type(raw) is list else f"{prefix}{path}"
-            ctx.src_prefix = element + "."
-            obj = _fill(item, ctx, plans, suffixes, f"{field}[{len(out)}].", element, _each_suffix)
+            key = (field, prefix, i if listed else -1, len(out))
+            layout = layouts.get(key)
+            if layout is None:
+                element = f"{prefix}{path}[{i}]" if listed else f"{prefix}{path}"
+                if len(layouts) >= _MAX_LAYOUTS:
+                    layouts.clear()
+                layout = layouts[key] = _layout(f"{field}[{len(out)}].", element, names, suffixes)
+            obj = _fill(item, ctx, plans, layout, _each_suffix)
             if obj:
                 out.append(obj)
         ctx.field, ctx.src_prefix = field, prefix
@@ -162,6 +183,7 @@ def _run_each(path: str, get: Getter, plans: tuple[InnerPlan, ...]) -> Evaluator
 
 
 def _run_entries(path: str, get: Getter, plans: tuple[InnerPlan, ...]) -> Evaluator:
+    names = tuple(p[0] for p in plans)
     suffixes = tuple(_entry_suffix(p[2]) for p in plans)
 
     def run(src: Any, ctx: MapContext) -> Any:
@@ -171,10 +193,9 @@ def _run_entries(path: str, get: Getter, plans: tuple[InnerPlan, ...]) -> Evalua
         field, prefix = ctx.field, ctx.src_prefix
         out: list[dict[str, Any]] = []
         for key, value in raw.items():
-            element = f"{prefix}{path}.{render_path((str(key),))}"
-            ctx.src_prefix = element + "."
-            obj = _fill({"key": key, "value": value}, ctx, plans, suffixes, f"{field}[{len(out)}].", element,
-                        _entry_suffix)
+            layout = _layout(f"{field}[{len(out)}].", f"{prefix}{path}.{render_path((str(key),))}", names,
+                             suffixes)
+            obj = _fill({"key": key, "value": value}, ctx, plans, layout, _entry_suffix)
             if obj:
                 out.append(obj)
         ctx.field, ctx.src_prefix = field, prefix

@@ -29,7 +29,8 @@ class TransformFailure(Exception):
 class MapContext:
     """Per source record: the envelope meta, the record built so far, findings and provenance."""
 
-    __slots__ = ("field", "findings", "meta", "prov_override", "provenance", "record", "src_prefix")
+    __slots__ = ("field", "findings", "meta", "prov_override", "provenance", "read_record", "record",
+                 "src_prefix")
 
     def __init__(self, meta: Mapping[str, Any]) -> None:
         self.meta = meta
@@ -39,6 +40,9 @@ class MapContext:
         self.record: dict[str, Any] = {}
         self.prov_override: str | None = None
         self.src_prefix = ""
+        self.read_record = False
+        """Set by a transform whose result this time depended on the record, not the value alone
+        (a list lookup narrowed by another field): a memo must not keep it."""
 
     def report(self, code: str, severity: Severity, message_en: str, message_zh: str) -> None:
         self.findings.append(Finding(code, self.field, message_en, message_zh, severity))

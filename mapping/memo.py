@@ -41,15 +41,17 @@ class Memo:
         self.bypass = 0  # calls left to convert without memoising (a field whose values do not repeat)
 
     def convert(self, text: str, value: Any, chain: Chain, ctx: MapContext) -> Any:
-        """A miss: ``chain(value)``, kept under ``text`` when it raised no finding and the memo is
-        not bypassed; a full memo is emptied (and bypassed for a while if it was poorly hit)."""
+        """A miss: ``chain(value)``, kept under ``text`` when it raised no finding, read nothing of
+        the record and the memo is not bypassed; a full memo is emptied (and bypassed for a while
+        if it was poorly hit)."""
         if self.bypass:
             self.bypass -= 1
             return chain(value, ctx)
         findings = ctx.findings
         before = len(findings)
+        ctx.read_record = False
         result = chain(value, ctx)
-        if len(findings) == before and _storable(result):
+        if len(findings) == before and not ctx.read_record and _storable(result):
             cache = self.cache
             if len(cache) >= MEMO_MAX_ENTRIES:
                 if self.hits < _POOR_HITS:

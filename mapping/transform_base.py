@@ -38,7 +38,8 @@ class CompiledTransform:
     on_absent: bool = False
     pure: bool = False
     """The output and any failure depend on the input value alone (not on the record or meta),
-    so the engine may memoise the chain for a field (see ``mapping.memo``)."""
+    or the transform sets ``MapContext.read_record`` whenever they did not, so the engine may
+    memoise the chain for a field (see ``mapping.memo``)."""
 
 
 Factory = Callable[[Any, Mapping[str, Any], TransformContext], CompiledTransform]

@@ -112,6 +112,8 @@ def lookup_factory(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -
             items = value if type(value) is str else [as_text(value)]
         narrow = ctx.record.get(narrow_field) if narrow_field else None
         res = resolve_list(items, narrow if isinstance(narrow, str) else None)
+        if res.combined and narrow_field:
+            ctx.read_record = True  # a combined label, narrowed by the other field: not for a memo
         if res.ambiguous:
             ctx.report("CODE_AMBIGUOUS", "warning",
                        f"a combined value could not be narrowed; kept all of {', '.join(res.codes)}",
@@ -121,8 +123,9 @@ def lookup_factory(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -
             return clean([*res.codes, *res.unknown])
         return res.codes or None
 
-    # a narrowed list lookup reads another field of the record: not a function of its value alone
-    return CompiledTransform("lookup", apply_list if as_list else apply_scalar, pure=narrow_field is None)
+    # A narrowed list lookup reads another field of the record only for combined labels; it says
+    # so (``MapContext.read_record``) when it does, so a memo keeps only what the value alone gave.
+    return CompiledTransform("lookup", apply_list if as_list else apply_scalar, pure=True)
 
 
 def narrow_field_of(table: CodeTable, kind: str) -> str | None:

@@ -367,7 +367,8 @@ class _ObjectChecks:
     def run(self, obj: Mapping[str, Any], out: list[Finding], prefix: str) -> None:
         _check_present(self.entries, self.kind, obj, out, prefix)
         for spec in self.required:
-            if is_absent(obj.get(spec.name)):
+            value = obj.get(spec.name)
+            if value is None or value == "" or value == []:  # is_absent, inline: per item and field
                 out.append(make_finding("REQUIRED", prefix + spec.name, label_zh=spec.label_zh))
         for spec, holds, when in self.conditional:
             if is_absent(obj.get(spec.name)) and holds(obj):
@@ -387,7 +388,7 @@ def _root(path: str) -> str:
     return path.split("[", 1)[0].split(".", 1)[0]
 
 
-_GENERAL, _PLAIN_STRING, _MEMBER, _BOOLEAN, _PATTERN_STRING, _CODE_LIST = range(6)
+_GENERAL, _PLAIN_STRING, _MEMBER, _BOOLEAN, _PATTERN_STRING, _CODE_LIST, _LAST_PATTERN_STRING = range(7)
 _NO_LIMIT = 1 << 62
 # checks that read the value alone: dates repeat, and so does received_at within an envelope
 _VALUE_ONLY_TYPES = frozenset({"date", "datetime", "decimal"})
@@ -403,7 +404,11 @@ def _fast_path(spec: FieldSpec, env: _Env, kind: KindSpec) -> tuple[int, Any]:
     if spec.type in ("string", "text") and not spec.identifier:
         limit = _NO_LIMIT if spec.max_length is None else spec.max_length
         if spec.pattern:
-            return _PATTERN_STRING, (limit, re.compile(spec.pattern).fullmatch)
+            fullmatch = re.compile(spec.pattern).fullmatch
+            if spec.pii or spec.pii_when:  # nothing personal is kept past its record
+                return _PATTERN_STRING, (limit, fullmatch)
+            # codes, versions, connector and device ids repeat: the last valid one is kept
+            return _LAST_PATTERN_STRING, [limit, fullmatch, None]
         return _PLAIN_STRING, limit
     if spec.type == "boolean":
         return _BOOLEAN, None
@@ -491,6 +496,13 @@ def _check_present(entries: _Entries, kind: KindSpec, obj: Mapping[str, Any], ou
             if (v.__class__ is str and v and len(v) <= param[0] and param[1](v) is not None
                     and v.strip() == v):
                 continue
+        elif fast == 6:  # _LAST_PATTERN_STRING: the last valid value, else as _PATTERN_STRING
+            if v.__class__ is str:
+                if v == param[2]:
+                    continue
+                if v and len(v) <= param[0] and param[1](v) is not None and v.strip() == v:
+                    param[2] = v
+                    continue
         elif fast == 5 and v.__class__ is list and param[1] <= len(v) <= param[2]:  # _CODE_LIST
             for x in v:  # texts (hashable), then distinct codes
                 if x.__class__ is not str:

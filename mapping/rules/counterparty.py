@@ -77,18 +77,22 @@ def cpt_006(record: Mapping[str, Any]) -> Result:
     )
 
 
+_NO_INSPECTION: Result = (
+    Violation(
+        "check_action_no",
+        "no inspection with this check_action_no has been accepted from the implementing body "
+        "(it may still be to come)",
+        "尚未收到该实施机构此检查行为编号的行政检查记录（可能尚未报送）",
+    ),
+)
+"""BEH-001's one violation, made once: follow-up acts often arrive before their inspection."""
+
+
 def beh_001(record: Mapping[str, Any], history: RecordHistory) -> Result:
     org, check_no = record.get("implementing_org_uscc"), record.get("check_action_no")
     if not org or not check_no or history.has_inspection(org, check_no):
         return HOLDS
-    return (
-        Violation(
-            "check_action_no",
-            "no inspection with this check_action_no has been accepted from the implementing body "
-            "(it may still be to come)",
-            "尚未收到该实施机构此检查行为编号的行政检查记录（可能尚未报送）",
-        ),
-    )
+    return _NO_INSPECTION
 
 
 RULES: Mapping[str, RuleFn] = {

@@ -74,7 +74,7 @@ def test_code_entry_carries_holder_and_identifier() -> None:
 
 def test_list_is_split_on_separators() -> None:
     got = _table("penalty_category").resolve_list("警告；罚款|罚 款\n通报批评")
-    assert got == ListResolution(["警告", "罚款", "通报批评"], [], False)
+    assert got == ListResolution(["警告", "罚款", "通报批评"], [], False, combined=False)
 
 
 def test_list_parts_without_match_are_split_on_enumeration_comma() -> None:
@@ -92,7 +92,7 @@ def test_label_with_enumeration_comma_is_not_split() -> None:
 def test_combined_alias_narrowed_by_keywords() -> None:
     table = _table("penalty_category")
     got = table.resolve_list("没收违法所得、没收非法财物", narrow_text="没收违法所得人民币3000元")
-    assert got == ListResolution(["没收违法所得"], [], False)
+    assert got == ListResolution(["没收违法所得"], [], False, combined=True)
     both = table.resolve_list("没收违法所得、没收非法财物", narrow_text="没收违法所得和非法财物")
     assert both.codes == ["没收违法所得", "没收非法财物"]
     assert not both.ambiguous
@@ -111,7 +111,7 @@ def test_combined_alias_by_declared_scheme_and_within_parts() -> None:
     assert table.resolve_list("2", ["sgs_v1"]).codes == ["没收违法所得", "没收非法财物"]
     assert table.resolve_list("2", ["legacy_19"]).codes == ["罚款"]
     got = table.resolve_list("0,2", ["sgs_v1"], narrow_text="没收非法财物")
-    assert got == ListResolution(["警告", "没收非法财物"], [], False)
+    assert got == ListResolution(["警告", "没收非法财物"], [], False, combined=True)
 
 
 def test_list_input_and_duplicates() -> None:

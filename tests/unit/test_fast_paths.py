@@ -318,3 +318,104 @@ def test_a_placed_finding_is_a_copy_with_its_location() -> None:
     assert finding.location is None and placed.at(None) == finding
     with pytest.raises(AttributeError):
         placed.location = "elsewhere"  # type: ignore[misc]
+
+
+def test_a_reference_row_found_once_is_found_again_by_the_same_text(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from mapping.compiler import compile_mapping
+    from mapping.spec import MappingSpec
+
+    (tmp_path / "devices.csv").write_text("设备编号,行政区划\nDEV１,330106\nDEV2,330122\n", encoding="utf-8")
+    spec = MappingSpec.model_validate({
+        "name": "t", "version": 1, "standard_version": "1.0", "kind": "iot_reading", "source": "t",
+        "format": "json", "references": {"devices": {"file": "devices.csv", "key": "设备编号"}},
+        "fields": {"admin_division_code": {"ref": {"table": "devices", "key": {"path": "id"}, "column": "行政区划"}}},
+    })
+    compiled = compile_mapping(spec, path=Path(tmp_path) / "t.yaml", standard=load_standard("1.0"))
+    keys = ["DEV1", "DEV１", " DEV2 ", "DEV3", "DEV1", "DEV3", "DEV2", "ＤＥＶ２", 7, None, "DEV1"]
+    expected = ["330106", "330106", "330122", None, "330106", None, "330122", "330122", None, None, "330106"]
+    for _ in range(2):
+        found = [compiled.map({"id": key}, {})[0].record.get("admin_division_code") for key in keys]
+        assert found == expected
+
+
+def test_list_item_paths_are_those_of_each_element_whatever_came_before() -> None:
+    from pathlib import Path
+
+    from mapping.compiler import compile_mapping
+    from mapping.spec import MappingSpec
+
+    def compiled() -> Any:
+        spec = MappingSpec.model_validate({
+            "name": "t", "version": 1, "standard_version": "1.0", "kind": "iot_reading", "source": "t",
+            "format": "json", "fields": {"factors": {"each": "m", "fields": {
+                "code": {"path": "c"}, "value": {"first": [{"path": "v"}, {"path": "alt"}]}}}},
+        })
+        return compile_mapping(spec, path=Path("t.yaml"), standard=load_standard("1.0"))
+
+    payloads: list[Any] = [
+        {"m": [{"c": "a1", "v": 1}, {"c": "a2", "alt": 2}, {"c": "a3", "v": 3}]},
+        {"m": [{}, {"c": "b1", "alt": 5}]},            # an empty element is dropped: item 0 is element 1
+        {"m": {"c": "d1", "v": 4}},                   # one element, not a list
+        {"m": [{"c": "e1", "alt": 6}]},
+    ]
+    shared = compiled()
+    for payload in payloads + payloads[::-1]:
+        (got,) = shared.map(payload, {})
+        (fresh,) = compiled().map(payload, {})
+        assert (got.record, got.provenance) == (fresh.record, fresh.provenance)
+    (one,) = shared.map(payloads[1], {})
+    assert one.provenance["factors[0].code"] == "m[1].c" and one.provenance["factors[0].value"] == "m[1].alt"
+    (single,) = shared.map(payloads[2], {})
+    assert single.provenance["factors[0].code"] == "m.c"
+
+
+def test_the_last_valid_pattern_value_never_lets_an_invalid_one_through() -> None:
+    import json
+    from pathlib import Path
+
+    from mapping.validation import Validator
+
+    data = Path(__file__).resolve().parents[1] / "data" / "standard" / "records" / "valid" / "iot_reading.json"
+    record = json.loads(data.read_text(encoding="utf-8"))
+    standard = load_standard("1.0")
+    validator = Validator(standard)
+    factor = record["factors"][0]
+    cases = [("2011", "a34013"), ("2011", "a34013"), ("20111", "a34013"), ("2011 ", "a-1"), ("2011", "a-1"),
+             ("2051", "a34013"), ("2011", "a34013"), ("２011", "a34013"), ("2011", "a34013 ")]
+    for command_code, code in cases:
+        checked = record | {"command_code": command_code, "factors": [factor | {"code": code}]}
+        assert validator.validate(checked) == Validator(standard).validate(checked), (command_code, code)
+    assert validator.validate(record | {"command_code": "2011"}) == []
+    assert [f.code for f in validator.validate(record | {"command_code": "201"})] == ["PATTERN"]
+
+
+def test_a_list_lookup_narrowed_by_another_field_is_memoised_only_when_the_value_decides() -> None:
+    from pathlib import Path
+
+    from mapping.compiler import compile_mapping
+    from mapping.spec import MappingSpec
+
+    def compiled() -> Any:
+        spec = MappingSpec.model_validate({
+            "name": "t", "version": 1, "standard_version": "1.0", "kind": "penalty", "source": "t",
+            "format": "json", "fields": {
+                "penalty_result": {"path": "result"},
+                "penalty_types": {"path": "types", "then": [{"split": ";；"}, {"lookup": "penalty_category"}]}},
+        })
+        return compile_mapping(spec, path=Path("t.yaml"), standard=load_standard("1.0"))
+
+    combined = "没收违法所得、没收非法财物"
+    sources = [{"types": combined, "result": "没收违法所得人民币3000元"},
+               {"types": combined, "result": "没收违法所得和非法财物"},
+               {"types": combined, "result": "责令改正"},
+               {"types": "警告；罚款", "result": "警告"}, {"types": "警告；罚款", "result": "没收非法财物"},
+               {"types": "罚款;" + combined, "result": "没收非法财物"}, {"types": "罚款;" + combined, "result": "罚款"}]
+    shared = compiled()
+    for source in sources + sources[::-1] + sources:
+        (got,) = shared.map(source, {})
+        (fresh,) = compiled().map(source, {})
+        assert (got.record, got.findings) == (fresh.record, fresh.findings), source
+    assert shared.map(sources[0], {})[0].record["penalty_types"] == ["没收违法所得"]
+    assert shared.map(sources[1], {})[0].record["penalty_types"] == ["没收违法所得", "没收非法财物"]

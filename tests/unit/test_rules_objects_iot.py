@@ -121,6 +121,8 @@ def test_ior_002_factor_codes_differ() -> None:
         {"code": "a01001", "value": "3"},
     ]
     assert fields("IOR-002", sample("iot_reading", factors=factors)) == ["factors[1].code"]
+    assert fields("IOR-002", sample("iot_reading", factors=factors[:2])) == ["factors[1].code"]
+    assert fields("IOR-002", sample("iot_reading", factors=factors[:1])) == []  # one factor: nothing repeats
 
 
 @pytest.mark.parametrize(
