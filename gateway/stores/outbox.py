@@ -8,6 +8,10 @@ Per-key order: an item is claimed only when no earlier item of the same adapter 
 is still pending or in flight, so versions of one record never overtake each other at a target
 and never travel together.
 
+An item queued by ingest with the record it accepted in the same transaction has no payload of
+its own (NULL): the record is stored once, in ``accepted_records``, and read from there whenever
+the item is handed out (claim, relay, ``get``, dead letters).
+
 The ``Outbox`` protocol is what delivery and ops need; ``SqlOutbox`` implements it on the stores'
 database and ``gateway.stores.redis_outbox.RedisOutbox`` on Redis Streams. Both pass
 ``tests/unit/test_outbox_contract.py``.
@@ -27,15 +31,20 @@ from sqlalchemy import Connection, Engine, Index, RowMapping, func, select
 from gateway.stores.bulk import BulkValues, insert_rows, marks
 from gateway.stores.db import loads_json, translate_errors
 from gateway.stores.keys import BusinessKey
-from gateway.stores.schema import outbox
+from gateway.stores.schema import accepted_records, outbox
 
 DEFAULT_LEASE_S = 300.0
 DISCARDED_PREFIX = "discarded: "
 ItemId = int | str
 
-# The per-key ordering check needs it; belongs in schema.py (asked of the lead).
-Index("ix_outbox_key_order", outbox.c.adapter, outbox.c.business_key_hash, outbox.c.id)
-# Claims walk the pending items of an adapter in id order and stop at the batch size.
+# The per-key ordering check needs it; belongs in schema.py (asked of the lead). Partial: it looks
+# only for items still on their way, so delivered ones leave it, and it holds the backlog, not
+# the history (whose random keys made every ingest write touch a page of it per record).
+_ON_THE_WAY = outbox.c.state.in_(("pending", "inflight"))
+Index("ix_outbox_key_order", outbox.c.adapter, outbox.c.business_key_hash, outbox.c.id,
+      sqlite_where=_ON_THE_WAY, postgresql_where=_ON_THE_WAY)
+# Claims walk the items of an adapter and state in id order, and stop at the batch size (the
+# in-flight ones are a few batches, whatever the backlog): no index by due time is needed.
 Index("ix_outbox_claim", outbox.c.adapter, outbox.c.state, outbox.c.id)
 
 
@@ -115,6 +124,41 @@ class Outbox(Protocol):
     def depth(self, adapter: str) -> int: ...
 
 
+def _payload_sql(dialect: str) -> str:
+    """The payload column in plain SQL: SQLite hands the JSON text over as UTF-8 bytes, which
+    orjson reads without a str in between."""
+    return "CAST(payload AS BLOB)" if dialect == "sqlite" else "payload"
+
+
+def _with_payloads(conn: Connection, rows: Sequence[Sequence[Any]], record_id_at: int,
+                   at: int) -> list[Sequence[Any]]:
+    """``rows`` with a NULL payload (column ``at``) replaced by the accepted record of the row's
+    record id (column ``record_id_at``): ingest stores a record once. One query per ``_IN_CHUNK``
+    such rows, by the records' primary key (SQLite uses no index for a subquery in ``RETURNING``)."""
+    wanted = [row[record_id_at] for row in rows if row[at] is None]
+    if not wanted:
+        return list(rows)
+    dialect = conn.dialect.name
+    record = "CAST(record AS BLOB)" if dialect == "sqlite" else "record"
+    found: dict[str, Any] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start:start + _IN_CHUNK]
+        sql = (f"SELECT record_id, {record} FROM {accepted_records.name}"  # noqa: S608  # our own table
+               f" WHERE record_id IN ({marks(dialect, len(chunk))})")
+        found.update((key, body) for key, body in conn.exec_driver_sql(sql, tuple(chunk)))
+    return [row if row[at] is not None else (*row[:at], found.get(row[record_id_at]), *row[at + 1:])
+            for row in rows]
+
+
+def _item_columns() -> list[Any]:
+    """The outbox's columns for ``OutboxItem.from_row``, a NULL payload read from the accepted
+    record of the row's record id (ingest stores a record once)."""
+    stored = (select(accepted_records.c.record).where(accepted_records.c.record_id == outbox.c.record_id)
+              .scalar_subquery())
+    payload = func.coalesce(outbox.c.payload, stored, type_=outbox.c.payload.type).label("payload")
+    return [payload if column.name == "payload" else column for column in outbox.c]
+
+
 OUTBOX_COLUMNS = ("adapter", "record_id", "kind", "department", "business_key_hash", "payload", "enqueued_at",
                   "next_attempt_at", "attempts", "state", "updated_at")
 
@@ -135,7 +179,8 @@ def insert_outbox(conn: Connection, rows: Sequence[OutboxRow], secret: bytes | N
 
 def insert_outbox_values(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Rows encoded already (``OUTBOX_COLUMNS``, see ``BulkValues``), in delivery order; a record
-    queued already for the adapter is skipped."""
+    queued already for the adapter is skipped. A NULL payload stands for the accepted record of
+    the row's record id (written in the same transaction: ``IngestBatch.queue``)."""
     insert_rows(conn, outbox, OUTBOX_COLUMNS, rows, on_conflict=("adapter", "record_id"))
 
 
@@ -172,18 +217,16 @@ def _claim_sql(dialect: str, state: str) -> str:
     id order (skipping those whose key has an earlier version on its way) become ``inflight``,
     and come back. Parameters: lease end, now (updated_at), adapter, state, now, limit."""
     m = "?" if dialect == "sqlite" else "%s"
-    # A unary + keeps SQLite's planner off ix_outbox_due, whose range it would then sort whole.
-    due = "+outbox.next_attempt_at" if state == "pending" and dialect == "sqlite" else "outbox.next_attempt_at"
     lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
-    # SQLite hands the JSON text over as UTF-8 bytes, which orjson reads without a str in between.
-    payload = "CAST(payload AS BLOB)" if dialect == "sqlite" else "payload"
     t = outbox.name
     return (f"UPDATE {t} SET state = 'inflight', attempts = attempts + 1, next_attempt_at = {m}, updated_at = {m}"  # noqa: S608
-            f" WHERE id IN (SELECT {t}.id FROM {t} WHERE {t}.adapter = {m} AND {t}.state = {m} AND {due} <= {m}"
+            f" WHERE id IN (SELECT {t}.id FROM {t} WHERE {t}.adapter = {m} AND {t}.state = {m}"
+            f" AND {t}.next_attempt_at <= {m}"
             f" AND NOT EXISTS (SELECT 1 FROM {t} AS earlier WHERE earlier.adapter = {t}.adapter"
             f" AND earlier.business_key_hash = {t}.business_key_hash AND earlier.id < {t}.id"
             f" AND earlier.state IN ('pending', 'inflight')) ORDER BY {t}.id LIMIT {m}{lock})"
-            f" RETURNING id, record_id, kind, business_key_hash, department, {payload}, enqueued_at, attempts,"
+            f" RETURNING id, record_id, kind, business_key_hash, department, {_payload_sql(dialect)}, enqueued_at,"
+            " attempts,"
             " last_error")
 
 
@@ -263,7 +306,8 @@ class SqlOutbox:
             if len(rows) < limit:
                 rows += conn.exec_driver_sql(_claim_sql(dialect, "pending"),
                                              (*head, "pending", v.ts(now), limit - len(rows)))
-        return _claimed_items(adapter, rows)
+            claimed = _with_payloads(conn, rows, 1, 5)
+        return _claimed_items(adapter, claimed)
 
     def settle(self, conn: Connection, settlement: Settlement) -> None:
         """A delivered batch's changes in the caller's transaction (with its journey steps)."""
@@ -300,7 +344,7 @@ class SqlOutbox:
         return len(live)
 
     def dead_letters(self, where: DeadLetterFilter, limit: int = 100) -> list[OutboxItem]:
-        stmt = select(outbox).where(outbox.c.state == "dead")
+        stmt = select(*_item_columns()).where(outbox.c.state == "dead")
         for column, value in ((outbox.c.adapter, where.adapter), (outbox.c.kind, where.kind),
                               (outbox.c.department, where.department), (outbox.c.record_id, where.record_id)):
             if value is not None:
@@ -326,7 +370,7 @@ class SqlOutbox:
         if not 0 < key < 2**63:  # no such row; and SQLite refuses a larger integer (OverflowError)
             return None
         with translate_errors("reading the outbox"), self._engine.connect() as conn:
-            row = conn.execute(select(outbox).where(outbox.c.id == key)).mappings().first()
+            row = conn.execute(select(*_item_columns()).where(outbox.c.id == key)).mappings().first()
         return None if row is None else OutboxItem.from_row(row)
 
     def pending_rows(self, limit: int) -> list[OutboxItem]:
@@ -334,11 +378,10 @@ class SqlOutbox:
         every ingest write: through the driver, decoded as the Core table would)."""
         with translate_errors("reading the outbox"), self._engine.connect() as conn:
             dialect = conn.dialect.name
-            payload = "CAST(payload AS BLOB)" if dialect == "sqlite" else "payload"  # bytes for orjson
-            sql = (f"SELECT id, adapter, record_id, kind, business_key_hash, department, {payload}, enqueued_at,"  # noqa: S608
-                   f" attempts, state, last_error FROM {outbox.name} WHERE state = 'pending' ORDER BY id"
-                   f" LIMIT {marks(dialect, 1)}")
-            rows = conn.exec_driver_sql(sql, (limit,)).all()
+            sql = (f"SELECT id, adapter, record_id, kind, business_key_hash, department, {_payload_sql(dialect)},"  # noqa: S608
+                   f" enqueued_at, attempts, state, last_error FROM {outbox.name} WHERE state = 'pending'"
+                   f" ORDER BY id LIMIT {marks(dialect, 1)}")
+            rows = _with_payloads(conn, conn.exec_driver_sql(sql, (limit,)).all(), 2, 6)
         times: dict[Any, datetime] = {}
         items = []
         for item_id, adapter, record_id, kind, key_hash, department, body, enqueued_at, attempts, state, error in rows:

@@ -117,8 +117,11 @@ journeys = Table(
     Column("detail", json_type()),
     Column("at", UtcDateTime(), nullable=False),
     Index("ix_journeys_record", "record_id", "at"),
-    Index("ix_journeys_envelope", "envelope_id"),
 )
+# Partial: delivery steps (one per record and attempt) have no envelope, so only ingest's steps
+# get an entry; a lookup by envelope (``envelope_id = ?``) implies NOT NULL and uses it.
+_IN_ENVELOPE = journeys.c.envelope_id.is_not(None)
+Index("ix_journeys_envelope", journeys.c.envelope_id, sqlite_where=_IN_ENVELOPE, postgresql_where=_IN_ENVELOPE)
 # Partial: only duplicate steps get an entry, so the ingest path (several journey rows per record)
 # pays nothing; the quality figures count the duplicates of a period with it.
 _DUPLICATE_STEP = journeys.c.event == "duplicate"
@@ -150,7 +153,7 @@ outbox = Table(
     Column("kind", String(32), nullable=False),
     Column("business_key_hash", String(64)),
     Column("department", String(64)),
-    Column("payload", json_type(), nullable=False),
+    Column("payload", json_type(), doc="NULL: the accepted record of record_id (ingest stores a record once)"),
     Column("enqueued_at", UtcDateTime(), nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UtcDateTime(), nullable=False),
@@ -159,7 +162,6 @@ outbox = Table(
     Column("updated_at", UtcDateTime()),
     UniqueConstraint("adapter", "record_id", name="uq_outbox_adapter_record"),
     CheckConstraint(_in("state", OUTBOX_STATES), name="state"),
-    Index("ix_outbox_due", "adapter", "state", "next_attempt_at", "id"),
 )
 
 cd_batch_sequences = Table(

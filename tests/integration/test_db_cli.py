@@ -43,9 +43,15 @@ def test_upgrade_sql_prints_the_ddl_without_touching_a_database(tmp_path: Path) 
     assert not list(tmp_path.iterdir())
 
 
+def test_upgrade_sql_for_sqlite_rebuilds_the_outbox_without_a_database() -> None:
+    result = CliRunner().invoke(app, ["db", "upgrade", "--sql", "sqlite"])
+    assert result.exit_code == 0, result.output
+    assert "ALTER TABLE _alembic_tmp_outbox RENAME TO outbox" in result.output
+
+
 def test_history_lists_the_revisions_newest_first() -> None:
     result = CliRunner().invoke(app, ["db", "history"])
     assert result.exit_code == 0
     lines = result.output.strip().splitlines()
-    assert lines[0].startswith(f"0001 -> {migrations.head_revision()} (head)")
+    assert lines[0].startswith(f"0003 -> {migrations.head_revision()} (head)")
     assert lines[-1].startswith("<base> -> 0001")

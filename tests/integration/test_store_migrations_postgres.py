@@ -64,3 +64,22 @@ def test_instances_starting_together_both_end_at_head(schema: str) -> None:
         engine.dispose()
     assert errors == []
     assert results == [migrations.head_revision()] * 2
+
+
+def test_0004_lets_ingest_queue_without_a_payload_and_keeps_the_queued_rows(schema: str) -> None:
+    engine = _engine(schema)
+    try:
+        assert migrations.upgrade(engine, "0003") == "0003"
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO outbox (adapter, record_id, kind, payload, enqueued_at, next_attempt_at)"
+                " VALUES ('dc', 'r-1', 'penalty', '{\"n\": 1}', now(), now())")
+        assert migrations.upgrade(engine) == migrations.head_revision()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO outbox (adapter, record_id, kind, payload, enqueued_at, next_attempt_at)"
+                " VALUES ('dc', 'r-2', 'penalty', NULL, now(), now())")
+            rows = conn.exec_driver_sql("SELECT record_id, payload FROM outbox ORDER BY id").all()
+        assert [tuple(r) for r in rows] == [("r-1", {"n": 1}), ("r-2", None)]
+    finally:
+        engine.dispose()

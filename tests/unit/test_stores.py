@@ -6,6 +6,7 @@ can import these tests and give them its own engine.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -35,6 +36,7 @@ from gateway.stores import (
     key_hash,
     pii_key_kinds,
 )
+from gateway.stores.outbox import DeadLetterFilter
 from gateway.stores.schema import accepted_records, journeys, outbox, rejections
 from mapping.findings import Finding
 
@@ -290,7 +292,8 @@ def test_ingest_rows_are_stored_as_the_core_tables_store_them(engine: Engine) ->
         [rejected(("B", "1"), at=at, record_id="r-bulk-bad", raw=b"\xb2\xe2")],
         [JourneyRow("r-bulk", "accepted", at, envelope_id="env-1", detail={"location": "第 2 行", "errors": []}),
          JourneyRow("r-bulk", "queued", at, envelope_id="env-1", target="data_centre")],
-        [OutboxRow(adapter="data_centre", record_id="r-bulk", kind="penalty", payload=record, enqueued_at=at)])
+        [OutboxRow(adapter="data_centre", record_id="r-bulk", kind="penalty", payload=record, enqueued_at=at),
+         OutboxRow(adapter="national", record_id="r-bulk", kind="penalty", payload=dict(record), enqueued_at=at)])
     RejectionsLedger(engine, OfficialCalendar()).add(rejected(("C", "1"), at=at, record_id="r-core-bad",
                                                               raw=b"\xb2\xe2"))
     with engine.begin() as conn:
@@ -307,8 +310,13 @@ def test_ingest_rows_are_stored_as_the_core_tables_store_them(engine: Engine) ->
         engine, "accepted_records", columns, "record_id = 'r-core'")
     assert stored(engine, "accepted_records", ("record",), "record_id = 'r-bulk'")[0][0].split(":")[0] in (
         "text", "jsonb")
-    assert stored(engine, "outbox", ("payload",), "record_id = 'r-bulk'") == stored(
+    # The record accepted in the same write is stored once; a payload of its own is stored as is.
+    assert stored(engine, "outbox", ("payload",), "record_id = 'r-bulk' AND adapter = 'data_centre'") == [(None,)]
+    assert stored(engine, "outbox", ("payload",), "record_id = 'r-bulk' AND adapter = 'national'") == stored(
         engine, "accepted_records", ("record",), "record_id = 'r-core'")
+    claimed = [item.payload for adapter in ("data_centre", "national")
+               for item in SqlOutbox(engine).claim(adapter, 10, at)]
+    assert claimed == [json.loads(json.dumps(record, default=str))] * 2
     journey_columns = ("event", "detail", "at")
     assert stored(engine, "journeys", journey_columns, "record_id = 'r-bulk' ORDER BY id") == stored(
         engine, "journeys", journey_columns, "record_id = 'r-core' ORDER BY id")
@@ -317,6 +325,27 @@ def test_ingest_rows_are_stored_as_the_core_tables_store_them(engine: Engine) ->
         engine, "rejections", rejection_columns, "record_id = 'r-core-bad'")
     found = AcceptedRecords(engine).accepted_value("penalty", PENALTY_KEY, "counterparty_name")
     assert found == "桐庐示例食品有限公司"
+
+
+def test_an_item_queued_with_its_accepted_record_reads_it_back_everywhere(engine: Engine) -> None:
+    """Ingest stores a record once (the outbox row has no copy): claims of more records than one
+    lookup takes, the relay's reads, ``get`` and dead letters all give the accepted record."""
+    writer = IngestWriter(engine, OfficialCalendar())
+    batch = writer.batch()
+    for n in range(620):
+        record = {"record_id": f"r-{n}", "n": n, "名称": "桐庐示例"}
+        digest = batch.accept(f"r-{n}", "penalty", (f"K{n}", "1"), record, connector="c", accepted_at=T0)
+        batch.queue("dc", f"r-{n}", "penalty", record, T0, business_key_hash=digest)
+    writer.write_batch(batch)
+    box = SqlOutbox(engine)
+    expected = [{"record_id": f"r-{n}", "n": n, "名称": "桐庐示例"} for n in range(620)]
+    assert [item.payload for item in box.pending_rows(1000)] == expected
+    claimed = box.claim("dc", 700, T0)
+    assert [item.payload for item in claimed] == expected
+    box.dead([claimed[7].id], "refused")
+    got = box.get(claimed[7].id)
+    assert got is not None and got.payload == expected[7]
+    assert [item.payload for item in box.dead_letters(DeadLetterFilter(adapter="dc"))] == [expected[7]]
 
 
 def test_the_store_writes_every_step_of_an_envelope_in_order(engine: Engine) -> None:
