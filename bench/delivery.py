@@ -50,6 +50,7 @@ from gateway.ingest import Ingestor  # noqa: E402
 from gateway.stores.db import create_engine_for, init_schema  # noqa: E402
 from gateway.stores.outbox import Outbox, OutboxRow  # noqa: E402
 from gateway.stores.redis_outbox import RedisOutbox  # noqa: E402
+from gateway.stores.sent_batches import RedisBatchJournal, SqlBatchJournal  # noqa: E402
 from mapping.calendar import WorkingCalendar  # noqa: E402
 from mapping.catalog import load_catalog  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
@@ -142,6 +143,9 @@ def make(tmp: Path, outbox_kind: str, schema: str, hooks: Latencies | None, batc
                                                      feedback_interval_s=None))
     national = NationalPlatformAdapter(NationalPlatformConfig(base_url=national_url, app_id=APP_ID,  # type: ignore[arg-type]
                                                               app_secret=APP_SECRET))
+    # the batch journal the runtime gives the national adapter: beside the outbox
+    national.use_journal(RedisBatchJournal.from_url(REDIS, prefix=f"bench-{schema}", adapter="national")
+                         if outbox_kind == "redis" else SqlBatchJournal(engine, "national"))
     OPENED.extend((data_centre, national))
     workers = [DeliveryWorker(name, adapter, store, batch_size=size, max_wait_s=0.05, hooks=hooks)  # type: ignore[arg-type]
                for name, adapter, size in zip(ADAPTERS, (data_centre, national), (batch, national_batch), strict=True)]
