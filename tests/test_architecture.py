@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("connectors", "adapters", "mapping", "gateway", "monitoring")
 GATEWAY_CORE = ("gateway.errors", "gateway.envelope")
 # Shared, non-plugin modules of the plugin packages that the runtime may import directly.
-PLUGIN_SHARED = ("connectors.base", "connectors.codecs", "connectors.file_meta", "adapters.base")
+PLUGIN_SHARED = ("connectors.base", "connectors.codecs", "connectors.file_meta", "adapters.base", "adapters.journal")
 # Protocol libraries live only inside their own plugin (module prefixes allowed to import them).
 PROTOCOL_LIBRARIES = {
     "zeep": ("connectors.soap",),
