@@ -1,12 +1,13 @@
 """Delivery worker: one per adapter, feeding it batches from its outbox.
 
 A worker claims a batch (up to ``batch_size`` records; when fewer are ready it delivers what there
-is, then waits for news or ``max_wait_s``, lingering ``linger_s`` after news so a burst travels
-together), calls the adapter and settles each record's result: delivered; rejected by the target
-(-> the department's rejections); retry, rescheduled durably in the outbox with exponential
-backoff and full jitter (``tenacity.wait_random_exponential``), never sooner than a Retry-After;
-failed (-> dead letters), also when the attempts or the age run out. A per-adapter circuit breaker
-stops claiming while the target is down and probes it with one record at a time.
+is and claims again; once a claim finds nothing it waits for news or ``max_wait_s``, lingering
+``linger_s`` after news so a burst travels together), calls the adapter and settles each
+record's result: delivered; rejected by the target (-> the department's rejections); retry,
+rescheduled durably in the outbox with exponential backoff and full jitter
+(``tenacity.wait_random_exponential``), never sooner than a Retry-After; failed (-> dead letters),
+also when the attempts or the age run out. A per-adapter circuit breaker stops claiming while the
+target is down and probes it with one record at a time.
 
 Per-key order is the outbox's: it never hands out a version of a business key while an earlier
 one is still on its way. While a full batch is delivered the next one is claimed (two batches in
@@ -120,20 +121,21 @@ class DeliveryWorker:
     async def run(self) -> None:
         try:
             while not self._stopping:
-                delivered = await self.run_once()
-                if self._stopping:
-                    return
-                if delivered < self._batch_size:
+                # Claim again at once after any batch: settling it may have made later versions of its
+                # keys due, and nobody announces those. Only an empty claim waits for news or the poll.
+                if await self.run_once() == 0 and not self._stopping:
                     await self._idle()
         finally:
             await self._return_prefetched()
 
     async def _idle(self) -> None:
+        """Wait for news written since the last claim began (``_claim`` clears the flag then, so
+        news that came while a batch was being delivered is not lost: the worker claims again at
+        once), or ``max_wait_s`` at most: retries come due by time, and nobody announces them."""
         timeout_s = self._max_wait_s
         if self.breaker.state == "open":
             timeout_s = max(self.breaker.wait_s(), 0.01)
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):  # no news: poll again (retries come due by time)
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=timeout_s)
             if self._linger_s and not self._stopping:
                 await asyncio.sleep(self._linger_s)
@@ -147,12 +149,11 @@ class DeliveryWorker:
         if items is None:
             if limit == 0:
                 return 0
-            items = await asyncio.to_thread(self._ledger.claim, self.adapter_id, limit, datetime.now(UTC))
+            items = await self._claim(limit)
         if not items:
             return 0
         if len(items) >= self._batch_size and self.breaker.state == "closed" and not self._stopping:
-            self._next = asyncio.create_task(asyncio.to_thread(
-                self._ledger.claim, self.adapter_id, self._batch_size, datetime.now(UTC)))
+            self._next = asyncio.create_task(self._claim(self._batch_size))
         items = _again_first(items)
         try:
             raw = await self._deliver_claimed(items)
@@ -171,6 +172,12 @@ class DeliveryWorker:
             latency = (done - item.enqueued_at).total_seconds() if result.status == "delivered" else None
             self._hooks.delivery_result(self.adapter_id, item.kind, result.status, latency, department=item.department)
         return len(items)
+
+    async def _claim(self, limit: int) -> Sequence[OutboxItemLike]:
+        """Claim up to ``limit`` due items; news written from now on is news to the next ``_idle``."""
+        if not self._stopping:  # a stop request stays set: ``_idle`` must not wait then
+            self._wake.clear()
+        return await asyncio.to_thread(self._ledger.claim, self.adapter_id, limit, datetime.now(UTC))
 
     async def _take_prefetched(self, limit: int) -> Sequence[OutboxItemLike] | None:
         """The batch claimed ahead, cut to what the breaker now allows (the rest goes back)."""

@@ -32,6 +32,7 @@ from gateway.ingest import Ingestor
 from gateway.leases import poll_lease_for
 from gateway.live_connectors import LiveConnectors
 from gateway.ops_view import ops_view_of
+from gateway.outbox_news import OutboxNews
 from gateway.publisher import Publisher
 from gateway.routing_table import RoutingTable
 from gateway.settings import ConnectorSettings, RouteSettings, Settings
@@ -66,6 +67,9 @@ class Runtime:
         self.calendar = WorkingCalendar(settings.calendar.extra_holidays, settings.calendar.extra_workdays)
         self.redis_outbox = self._redis_outbox(settings)
         outbox: Outbox | None = self.redis_outbox
+        # With Redis, ingest and delivery may be apart: queued records are announced to every instance.
+        self.news = None if settings.stores.redis_url is None else OutboxNews.from_url(
+            settings.stores.redis_url.get_secret_value(), settings.stores.redis_prefix)
         self.store = SqlGatewayStore(self.engine, self.calendar, outbox=outbox, lease_s=settings.delivery.lease_s)
         self.workers = {a.id: self._worker(a.id, a.batch_size, a.max_wait_s) for a in settings.adapters if a.enabled}
         self._redis_journals = self._attach_journals(settings)
@@ -78,7 +82,7 @@ class Runtime:
             store=self.store,
             routes=self.routing.adapters_for,
             hooks=CountingHooks(self.hooks, self.telemetry),
-            on_written=self._wake_workers,
+            on_written=self._records_queued,
             connector_meta={c.id: c.meta for c in settings.connectors if c.meta},
         )
         self.ops_view = ops_view_of(self)
@@ -149,6 +153,11 @@ class Runtime:
         for worker in self.workers.values():
             worker.notify()
 
+    def _records_queued(self) -> None:
+        self._wake_workers()
+        if self.news is not None:
+            self.news.announce()  # for the delivery instances elsewhere
+
     def connector_admin(self) -> ConnectorAdmin:
         return ConnectorAdmin(self.registry, self.live, mappings_dir=self.settings.mappings_dir,
                               ingestor=Ingestor(uscc_exceptions=frozenset(self.settings.uscc_exceptions)),
@@ -183,6 +192,8 @@ class Runtime:
             self._spawn("outbox relay", self._relay_forever)
         if "delivery" in self.settings.roles:
             self._start_delivery()
+            if (news := self.news) is not None:
+                self._spawn("outbox news", lambda: news.listen(self._wake_workers))
         if "ingest" in self.settings.roles:
             await self.live.start()
             self._spawn("registry watch", self.live.watch)
@@ -211,7 +222,7 @@ class Runtime:
             return
         if moved:
             log.info("outbox relay: %d committed records handed to redis", moved)
-            self._wake_workers()
+            self._records_queued()
 
     async def _relay_forever(self) -> None:
         while True:
@@ -251,5 +262,7 @@ class Runtime:
         await asyncio.to_thread(self.engine.dispose)
         if self.redis_outbox is not None:
             self.redis_outbox.close()
+        if self.news is not None:
+            await self.news.close()
         for journal in self._redis_journals:
             journal.close()

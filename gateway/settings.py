@@ -131,7 +131,9 @@ class AdapterSettings(_Strict):
     type: str
     enabled: bool = True
     batch_size: int = Field(default=200, ge=1, le=10_000)
-    max_wait_s: float = Field(default=0.5, gt=0, le=60)
+    max_wait_s: float = Field(default=0.5, gt=0, le=60, description=(
+        "How often an idle worker looks for retries come due; news of queued records wakes it at once "
+        "(from other instances too, over Redis)."))
     options: dict[str, Any] = Field(default_factory=dict)
 
 
