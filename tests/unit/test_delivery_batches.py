@@ -5,20 +5,16 @@ so a retry is the same batch again. Over the SQLite outbox, with a recording ada
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
 
 from adapters.base import DeliveryResult, OutboundRecord
 from gateway.delivery import DeliveryWorker, RetryPolicy
 from gateway.durable import SqlGatewayStore
 from gateway.errors import TargetRejected
-from gateway.stores.db import create_engine_for, init_schema
-from gateway.stores.outbox import DeadLetterFilter, OutboxRow
+from gateway.stores.outbox import DeadLetterFilter
 from gateway.stores.schema import outbox
-from mapping.calendar import WorkingCalendar
+from tests.unit.outbox_helpers import queue
 
 Answer = Callable[[Sequence[OutboundRecord]], list[DeliveryResult]]
 
@@ -41,20 +37,6 @@ class RecordingAdapter:
 
 def delivered(batch: Sequence[OutboundRecord]) -> list[DeliveryResult]:
     return [DeliveryResult(r.record_id, "delivered") for r in batch]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlGatewayStore]:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
-    init_schema(engine)
-    yield SqlGatewayStore(engine, WorkingCalendar())
-    engine.dispose()
-
-
-def queue(store: SqlGatewayStore, *record_ids: str) -> None:
-    now = datetime.now(UTC)
-    store.outbox.put_many([OutboxRow(adapter="t", record_id=rid, kind="penalty", payload={"record_id": rid},
-                                     enqueued_at=now, business_key=(rid,)) for rid in record_ids])
 
 
 def worker(store: SqlGatewayStore, adapter: RecordingAdapter, policy: RetryPolicy | None = None) -> DeliveryWorker:

@@ -5,34 +5,14 @@ that queues more records while it delivers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
+from collections.abc import Sequence
 
 from adapters.base import DeliveryResult, OutboundRecord
 from gateway.delivery import DeliveryWorker
 from gateway.durable import SqlGatewayStore
-from gateway.stores.db import create_engine_for, init_schema
-from gateway.stores.outbox import OutboxRow
-from mapping.calendar import WorkingCalendar
+from tests.unit.outbox_helpers import queue
 
 LONG_POLL_S = 30.0  # far beyond the test's timeout: a worker that waits for its poll fails the test
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlGatewayStore]:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
-    init_schema(engine)
-    yield SqlGatewayStore(engine, WorkingCalendar())
-    engine.dispose()
-
-
-def queue(store: SqlGatewayStore, *record_ids: str) -> None:
-    now = datetime.now(UTC)
-    store.outbox.put_many([OutboxRow(adapter="t", record_id=rid, kind="penalty", payload={"record_id": rid},
-                                     enqueued_at=now, business_key=(rid,)) for rid in record_ids])
 
 
 class QueueingAdapter:
