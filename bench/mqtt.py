@@ -202,7 +202,9 @@ def ingest_instance(config: dict[str, Any], tag: str, i: int, count: int) -> dic
     connector in the middle of the burst, with a clean session: what the broker had for it, and
     what was published until it subscribed again, was dropped (1,000-5,000 messages "lost")."""
     instance = copy.deepcopy(config)
-    if count > 1:  # known flaw: the registry they share keeps the client id seeded last, which the others adopt
+    # Known flaw with more than one: the registry keeps the connector seeded last (this process's: one
+    # client id, no shared subscription), every instance adopts it, and they take each other's session.
+    if count > 1:
         connector = instance["connectors"][0]["options"]
         connector["client_id"] = f"sgw-bench-{tag}-{i}"
         connector["share_group"] = f"sgw{tag}"

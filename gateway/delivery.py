@@ -146,7 +146,7 @@ class DeliveryWorker:
         of a key still in flight, so per-key order holds; the next call delivers it."""
         limit = self.breaker.allowance(self._batch_size)
         items = await self._take_prefetched(limit)
-        if items is None:
+        if not items:  # none claimed ahead, or claimed before settling the last batch made later versions due
             if limit == 0:
                 return 0
             items = await self._claim(limit)
