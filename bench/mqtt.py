@@ -170,6 +170,8 @@ async def whole_gateway(tmp: Path, port: int, redis_outbox: bool, pg_data_centre
         config["adapters"][0]["options"] = {"url": PG_URL, "db_schema": schema, "create_tables": True}
     try:
         if ingest_processes:
+            if ingest_processes > 1:  # one subscription the instances split, every instance seeding it
+                config["connectors"][0]["options"]["share_group"] = f"sgw{tag}"
             async with ingest_instances(config, tmp, tag, ingest_processes) as pids:
                 config["roles"] = ["delivery"]
                 result = await _whole_gateway(config, tmp, port, prefix, pids, burst_messages=burst_messages)
@@ -191,23 +193,17 @@ async def whole_gateway(tmp: Path, port: int, redis_outbox: bool, pg_data_centre
             client.close()
 
 
-def ingest_instance(config: dict[str, Any], tag: str, i: int, count: int) -> dict[str, Any]:
-    """The config of ingest instance ``i`` of ``count``: an API port of its own, and with more than
-    one, an MQTT client of its own in a shared subscription.
+def ingest_instance(config: dict[str, Any], i: int) -> dict[str, Any]:
+    """The config of ingest instance ``i``: an API port and an instance name of its own.
 
-    A single instance keeps the connector exactly as ``config`` has it: every instance (this
-    process's delivery one too) seeds the connector registry they share from its config file, and
-    an instance whose running connector differs from the registry's rebuilds it (its registry
-    watch, every 3 s). A client id of its own made the delivery process's seed restart the ingest
-    connector in the middle of the burst, with a clean session: what the broker had for it, and
-    what was published until it subscribed again, was dropped (1,000-5,000 messages "lost")."""
+    The connector stays exactly as ``config`` has it: every instance (this process's delivery one
+    too) seeds the connector registry they share from its config file, and an instance whose running
+    connector differs from the registry's rebuilds it (its registry watch, every 3 s) -- a connector
+    of its own made the delivery process's seed restart the ingest connector in the middle of the
+    burst, and the messages published meanwhile were lost to it. In a shared subscription the
+    instance name makes each instance's MQTT client id its own (``Settings.instance_id``)."""
     instance = copy.deepcopy(config)
-    # Known flaw with more than one: the registry keeps the connector seeded last (this process's: one
-    # client id, no shared subscription), every instance adopts it, and they take each other's session.
-    if count > 1:
-        connector = instance["connectors"][0]["options"]
-        connector["client_id"] = f"sgw-bench-{tag}-{i}"
-        connector["share_group"] = f"sgw{tag}"
+    instance["instance_id"] = f"ingest-{i}"
     instance["api"] = {"port": free_port()}
     instance["logging"] = {"level": "WARNING"}
     return instance
@@ -221,7 +217,7 @@ async def ingest_instances(config: dict[str, Any], tmp: Path, tag: str, count: i
     ports = []
     try:
         for i in range(count):
-            instance = ingest_instance(config, tag, i, count)
+            instance = ingest_instance(config, i)
             path = tmp / f"ingest-{i}.yaml"
             path.write_text(json.dumps(instance), encoding="utf-8")
             ports.append(instance["api"]["port"])

@@ -156,9 +156,12 @@ class NoTelemetry:
 
 @dataclass(frozen=True, slots=True)
 class ConnectorContext:
-    """What the runtime gives a connector besides its config: durable state, its poll lease and
-    where to report its counters and state."""
+    """What the runtime gives a connector besides its config: durable state, its poll lease,
+    where to report its counters and state, and the name of this gateway instance (stable across
+    its restarts; empty when it runs alone), for what must differ between instances that share
+    one connector's settings (an MQTT client id in a shared subscription)."""
 
     state: ConnectorState = field(default_factory=MemoryState)
     lease: PollLease = field(default_factory=HeldLease)
     telemetry: ConnectorTelemetry = field(default_factory=NoTelemetry)
+    instance: str = ""

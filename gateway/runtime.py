@@ -147,7 +147,8 @@ class Runtime:
             redis_url.get_secret_value(), connector_id, POLL_LEASE_TTL_S,
             key_prefix=f"{self.settings.stores.redis_prefix}:lease:")
         return ConnectorContext(state=SqlConnectorState(self.engine, connector_id), lease=lease,
-                                telemetry=self.telemetry.get(connector_id))
+                                telemetry=self.telemetry.get(connector_id),
+                                instance=self.settings.instance_id or _host_name())
 
     def _wake_workers(self) -> None:
         for worker in self.workers.values():
@@ -266,3 +267,8 @@ class Runtime:
             await self.news.close()
         for journal in self._redis_journals:
             journal.close()
+
+
+def _host_name() -> str:
+    """The host's name as an instance name: letters, digits, '.', '_' and '-' only."""
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "-" for c in socket.gethostname())[:40]

@@ -168,6 +168,11 @@ class Settings(_Strict):
         "and a delivery instance, all on one Redis outbox. A comma-separated string is accepted "
         "(SGW_ROLES=delivery)."))
 
+    instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,40}$", description=(
+        "This instance's name, stable across its restarts (default: the host name; set it when several "
+        "instances run on one host: SGW_INSTANCE_ID). An MQTT connector with a share_group appends it to "
+        "its client id, so instances sharing the registry's settings keep sessions of their own."))
+
     @field_validator("roles", mode="before")
     @classmethod
     def _roles_from_text(cls, value: Any) -> Any:

@@ -101,6 +101,7 @@ class MqttConnector:
     def __init__(self, connector_id: str, config: MqttOptions, context: ConnectorContext) -> None:
         self.connector_id = connector_id
         self.config = config
+        self._instance = context.instance
         self.routes = [compile_route(r, config.share_group) for r in config.topics]
         self.router = TopicRouter(self.routes, envelope_per_topic=config.envelope_per_topic)
         codecs = {r.codec for r in config.topics}
@@ -129,6 +130,15 @@ class MqttConnector:
         self.counters[name] = self.counters.get(name, 0) + n
         self.telemetry.count(name, n)
 
+    def _session_options(self) -> MqttOptions:
+        """The options the client connects with. In a shared subscription every instance is a client
+        of its own: the instance's name is appended to the client id (the settings, and so the id, are
+        shared through the registry), so instances never take over each other's session and each
+        keeps its persistent session across its restarts."""
+        if self.config.share_group is None or not self._instance:
+            return self.config
+        return self.config.model_copy(update={"client_id": f"{self.config.client_id}-{self._instance}"})
+
     # -- run ------------------------------------------------------------------------------------
 
     async def run(self, publish: Publish) -> None:
@@ -136,7 +146,7 @@ class MqttConnector:
         subscriptions: list[tuple[str, int]] = [(r.subscription, r.route.qos) for r in self.routes]
         await self.windows.load()
         self.telemetry.state("connecting")
-        bridge = MqttBridge(self.config, subscriptions, loop, self.telemetry)
+        bridge = MqttBridge(self._session_options(), subscriptions, loop, self.telemetry)
         self.bridge = bridge
         bridge.start()
         consume = asyncio.create_task(self._consume(bridge, publish), name=f"{self.connector_id} consume")

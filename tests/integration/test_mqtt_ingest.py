@@ -294,9 +294,10 @@ async def test_instances_in_one_share_group_split_the_messages(tmp_path: Path) -
             return PublishReceipt(envelope_id=envelope.envelope_id, accepted=len(payloads), rejected=0, duplicate=0)
         return publish
 
-    connectors = {name: MqttConnector("iot-mqtt", MqttOptions.model_validate(
-        mqtt_options(prefix, f"{client_id}-{name}", clean_start=True, share_group=f"sgw{client_id[-6:]}")),
-        ConnectorContext()) for name in received}
+    # one connector's settings, as instances sharing the registry get them: only the instance differs
+    options = MqttOptions.model_validate(mqtt_options(prefix, client_id, clean_start=True,
+                                                      share_group=f"sgw{client_id[-6:]}"))
+    connectors = {name: MqttConnector("iot-mqtt", options, ConnectorContext(instance=name)) for name in received}
     runs = [asyncio.create_task(c.run(publisher_for(name))) for name, c in connectors.items()]
     device = sim.Publisher(client_id + "-dev")
     try:

@@ -41,7 +41,7 @@ def seed(registry: SqlRegistry, config: dict[str, object], path: Path) -> int:
 def test_delivery_process_seed_leaves_the_single_ingest_instance_connector_alone(tmp_path: Path) -> None:
     bench = bench_mqtt()
     config = bench.gateway_config(tmp_path, bench.options("bt/", "t", 1883))
-    instance = bench.ingest_instance(config, "t", 0, 1)
+    instance = bench.ingest_instance(config, 0)
     engine = create_engine_for(f"sqlite:///{tmp_path / 'registry.sqlite'}")
     init_schema(engine)
     registry = SqlRegistry(engine)
@@ -51,3 +51,19 @@ def test_delivery_process_seed_leaves_the_single_ingest_instance_connector_alone
 
     assert after_delivery == after_ingest  # nothing for the ingest instance's watch to rebuild
     assert instance["api"] != config.get("api")  # its own API port all the same
+
+
+def test_instances_of_a_shared_subscription_seed_the_same_connector(tmp_path: Path) -> None:
+    bench = bench_mqtt()
+    config = bench.gateway_config(tmp_path, bench.options("bt/", "t", 1883))
+    config["connectors"][0]["options"]["share_group"] = "sgwt"
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'registry.sqlite'}")
+    init_schema(engine)
+    registry = SqlRegistry(engine)
+
+    first = seed(registry, bench.ingest_instance(config, 0), tmp_path / "ingest-0.yaml")
+    revisions = {seed(registry, bench.ingest_instance(config, 1), tmp_path / "ingest-1.yaml"),
+                 seed(registry, {**config, "roles": ["delivery"]}, tmp_path / "gateway.yaml")}
+
+    assert revisions == {first}
+    assert bench.ingest_instance(config, 1)["instance_id"] == "ingest-1"  # the client id differs by it
