@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, case, func, select
 
 from gateway.stores.db import translate_errors
-from gateway.stores.outbox import DeadLetterFilter, Outbox, SqlOutbox
+from gateway.stores.outbox import DeadLetterFilter, Outbox
 from gateway.stores.schema import outbox, rejections
+from gateway.stores.sql_outbox import SqlOutbox
 from monitoring.metrics import StoreGauges
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

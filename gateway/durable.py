@@ -31,11 +31,12 @@ from gateway.ingest import RecordOutcome
 from gateway.stores.bulk import BulkValues
 from gateway.stores.db import bound_wal, translate_errors
 from gateway.stores.journeys import QUEUED, JourneyLog, insert_journey_values
-from gateway.stores.outbox import DEFAULT_LEASE_S, Outbox, OutboxItem, Settlement, SqlOutbox
+from gateway.stores.outbox import DEFAULT_LEASE_S, Outbox, OutboxItem, Settlement
 from gateway.stores.records import AcceptedRecords
 from gateway.stores.redis_outbox import RedisOutbox
 from gateway.stores.rejections import RejectedRow, RejectionsLedger, WorkingDays
 from gateway.stores.schema import journeys, outbox, rejections
+from gateway.stores.sql_outbox import SqlOutbox
 from gateway.stores.writer import IngestWriter
 
 log = logging.getLogger(__name__)

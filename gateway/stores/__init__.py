@@ -9,7 +9,7 @@ from __future__ import annotations
 from gateway.stores.db import create_engine_for, init_schema
 from gateway.stores.journeys import JourneyEntry, JourneyEvent, JourneyLog, JourneyRow
 from gateway.stores.keys import canonical_key, key_hash, pii_key_kinds
-from gateway.stores.outbox import Outbox, OutboxItem, OutboxRow, SqlOutbox
+from gateway.stores.outbox import Outbox, OutboxItem, OutboxRow
 from gateway.stores.records import AcceptedRecords, AcceptedRow
 from gateway.stores.rejections import (
     RejectedRow,
@@ -21,6 +21,7 @@ from gateway.stores.rejections import (
 )
 from gateway.stores.schema import metadata
 from gateway.stores.sequences import SqlBatchSequence
+from gateway.stores.sql_outbox import SqlOutbox
 from gateway.stores.writer import IngestWriter
 
 __all__ = [

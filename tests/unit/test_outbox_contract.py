@@ -16,8 +16,9 @@ import pytest
 import redis
 
 from gateway.stores.db import create_engine_for, init_schema
-from gateway.stores.outbox import DeadLetterFilter, Outbox, OutboxItem, OutboxRow, SqlOutbox
+from gateway.stores.outbox import DeadLetterFilter, Outbox, OutboxItem, OutboxRow
 from gateway.stores.redis_outbox import RedisOutbox
+from gateway.stores.sql_outbox import SqlOutbox
 from tests.pg import gateway_engine
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -14,8 +14,8 @@ import gateway.stores.outbox  # noqa: F401  (declares outbox indexes on the meta
 from gateway.stores import migrations
 from gateway.stores.db import create_engine_for
 from gateway.stores.journeys import JourneyLog
-from gateway.stores.outbox import SqlOutbox
 from gateway.stores.schema import metadata
+from gateway.stores.sql_outbox import SqlOutbox
 
 
 def _diff(engine: Engine) -> list[object]:
