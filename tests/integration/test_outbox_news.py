@@ -12,7 +12,7 @@ import pytest
 from gateway.outbox_news import OutboxNews
 from gateway.runtime import Runtime
 from gateway.settings import with_roles
-from tests.integration.test_roles import REDIS_URL, penalty_rows, settings_for, wait_for
+from tests.integration.test_roles import REDIS_URL, penalty_rows, replayed, settings_for, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -58,10 +58,7 @@ async def test_a_delivery_instance_delivers_what_another_instance_queued_without
         ingest = Runtime(with_roles(settings, ("ingest",)))
         await ingest.start()
         try:
-            replay = ingest.assembly.connectors["eco-rest"]
-            await asyncio.wait_for(replay.done.wait(), timeout=30)
-            accepted = ingest.store.totals()["accepted"]
-            assert accepted > 0
+            accepted = await replayed(ingest)
             await wait_for(lambda: penalty_rows(tmp_path) == accepted, timeout_s=10)
         finally:
             await ingest.stop()

@@ -58,15 +58,21 @@ def penalty_rows(work: Path) -> int:
         engine.dispose()
 
 
+async def replayed(ingest: Runtime) -> int:
+    """Wait until the ingest instance has replayed its sample penalties; how many it accepted."""
+    replay = ingest.assembly.connectors["eco-rest"]
+    await asyncio.wait_for(replay.done.wait(), timeout=30)
+    accepted = ingest.store.totals()["accepted"]
+    assert accepted > 0
+    return int(accepted)
+
+
 async def test_ingest_and_delivery_instances_split_the_work(tmp_path: Path, redis_prefix: str) -> None:
     settings = settings_for(tmp_path, redis_prefix)
     ingest = Runtime(with_roles(settings, ("ingest",)))
     await ingest.start()
     try:
-        replay = ingest.assembly.connectors["eco-rest"]
-        await asyncio.wait_for(replay.done.wait(), timeout=30)
-        accepted = ingest.store.totals()["accepted"]
-        assert accepted > 0
+        accepted = await replayed(ingest)
         assert ingest.store.depth() == accepted  # queued for the data centre, nobody delivering
         assert penalty_rows(tmp_path) == 0
 
