@@ -106,7 +106,7 @@ class SqlGatewayStore:
         with self._relay_lock:
             while rows := self.sql_outbox.pending_rows(RELAY_BATCH):
                 self._redis.put_rows(rows)
-                self.sql_outbox.forget([r.id for r in rows])
+                self.sql_outbox.forget(rows)
                 moved += len(rows)
                 if len(rows) < RELAY_BATCH:
                     break

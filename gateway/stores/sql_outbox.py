@@ -250,17 +250,16 @@ class SqlOutbox:
                                     state, error))
         return items
 
-    def forget(self, ids: Sequence[ItemId]) -> None:
-        """Delete rows handed on to another outbox (``_IN_CHUNK`` ids a statement, through the driver)."""
-        if not ids:
+    def forget(self, rows: Sequence[OutboxItem]) -> None:
+        """Delete rows handed on to another outbox: each by its id and record, since on SQLite a
+        deleted row's id is given again to the next row inserted (no AUTOINCREMENT), and another
+        instance's relay, which read the same rows, may forget them after new rows took their ids."""
+        if not rows:
             return
-        keys = [int(i) for i in ids]
         with translate_errors("clearing handed-on rows"), self._engine.begin() as conn:
-            dialect = conn.dialect.name
-            for start in range(0, len(keys), _IN_CHUNK):
-                chunk = keys[start:start + _IN_CHUNK]
-                conn.exec_driver_sql(f"DELETE FROM {outbox.name} WHERE id IN ({marks(dialect, len(chunk))})",  # noqa: S608
-                                     tuple(chunk))
+            mark = marks(conn.dialect.name, 1)
+            conn.exec_driver_sql(f"DELETE FROM {outbox.name} WHERE id = {mark} AND adapter = {mark}"  # noqa: S608
+                                 f" AND record_id = {mark}", [(int(r.id), r.adapter, r.record_id) for r in rows])
 
     def _set(self, ids: Sequence[ItemId], action: str, *, where_state: str | None = None, **values: Any) -> None:
         if not ids:
