@@ -13,6 +13,7 @@ durable writes went, and the broker's in-flight window).
     python bench/mqtt.py --redis-outbox --pg-data-centre   # the production stores (local servers)
     python bench/mqtt.py --redis-outbox --ingest-processes 2   # instances by role: 2 x `sgw run --role
                                            # ingest` (shared subscription), delivery in this process
+    python bench/mqtt.py --burst 120000    # hold the max rate for over 20 s (default 30,000 messages)
 
 ``--connector-only`` measures what the connector and the broker can carry, so the difference to the
 full run is the store's share (ingest, outbox, delivery and the data-centre write). Each phase also
