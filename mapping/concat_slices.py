@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from mapping.map_context import Evaluator, MapContext, TransformFailure, as_text
+from mapping.map_context import Evaluator, MapContext, as_texts
 from mapping.spec import Loc, SpecProblems, ValueSpec
 from mapping.transforms import compile_steps
 
@@ -86,20 +86,18 @@ def fused_run(specs: list[ValueSpec], originals: tuple[Evaluator, ...], scope: S
             if value is None:
                 return None
         del findings[before:]  # the parts report it, each as it would
-        return _one_by_one(originals, src, ctx)
+        return part_texts(originals, src, ctx) or None
 
     return evaluate
 
 
-def _one_by_one(parts: tuple[Evaluator, ...], src: Any, ctx: MapContext) -> Any:
+def part_texts(parts: tuple[Evaluator, ...], src: Any, ctx: MapContext) -> list[str]:
+    """The texts of concat parts in order (a fused run gives a list of its parts' texts)."""
     texts: list[str] = []
     for part in parts:
         value = part(src, ctx)
         if type(value) is str:
             texts.append(value)
         elif value is not None:
-            try:
-                texts.extend([as_text(v) for v in value] if type(value) is list else [as_text(value)])
-            except TransformFailure as failure:
-                ctx.fail(failure)
-    return texts or None
+            texts.extend(as_texts(value, ctx))
+    return texts

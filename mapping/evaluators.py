@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mapping import concat_slices
-from mapping.map_context import Evaluator, MapContext, TransformFailure, as_text, clean, clean_meta
+from mapping.map_context import Evaluator, MapContext, as_texts, clean, clean_meta
 from mapping.memo import MEMO_MAX_ENTRIES, Memo, memoised_value, memoised_with_memo
 from mapping.paths import Getter, PathSyntaxError, compile_jmespath, compile_path
 from mapping.reference_tables import ReferenceTable, normalise_key
@@ -200,24 +200,9 @@ def _concat(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
     sep = spec.sep or ""
 
     def evaluate(src: Any, ctx: MapContext) -> Any:
-        texts: list[str] = []
-        for part in parts:
-            value = part(src, ctx)
-            if type(value) is str:
-                texts.append(value)
-            elif value is not None:
-                texts.extend(_texts(value, ctx))
-        return sep.join(texts) or None
+        return sep.join(concat_slices.part_texts(parts, src, ctx)) or None
 
     return CompiledValue(evaluate, next((p.provenance for p in compiled if p.provenance), None))
-
-
-def _texts(value: Any, ctx: MapContext) -> list[str]:
-    try:
-        return [as_text(v) for v in value] if type(value) is list else [as_text(value)]
-    except TransformFailure as failure:
-        ctx.fail(failure)
-        return []
 
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
@@ -252,7 +237,7 @@ def _template(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
             value = clean(piece(src))  # type: ignore[operator]
             if value is None:
                 return None
-            out.append("、".join(_texts(value, ctx)))
+            out.append("、".join(as_texts(value, ctx)))
         return "".join(out).strip() or None
 
     return CompiledValue(evaluate, provenance)
@@ -307,7 +292,7 @@ def _ref(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
                         rows_by_text.clear()
                     rows_by_text[value] = row
         else:
-            texts = _texts(value, ctx)
+            texts = as_texts(value, ctx)
             row = rows.get(normalise_key(texts[0])) if len(texts) == 1 else None
         return row.get(column) or None if row is not None else None
 

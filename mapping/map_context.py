@@ -90,6 +90,15 @@ def as_text(value: Any) -> str:
     )
 
 
+def as_texts(value: Any, ctx: MapContext) -> list[str]:
+    """A value (a scalar or a list of them) as texts; one that is no text reports and gives none."""
+    try:
+        return [as_text(v) for v in value] if type(value) is list else [as_text(value)]
+    except TransformFailure as failure:
+        ctx.fail(failure)
+        return []
+
+
 def _zh_type(value: Any) -> str:
     if isinstance(value, list):
         return "列表"
