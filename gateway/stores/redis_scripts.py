@@ -39,17 +39,19 @@ local function count_of(id)
   if p[1] then return p[1][4] end
   return 0
 end
+-- a released key goes to its next waiting version (scheduled now); false when none waits
+local function hand_over(key, now)
+  local nxt = redis.call('LPOP', prefix .. 'held:' .. key)
+  if not nxt then return false end
+  redis.call('HSET', owners, key, nxt)
+  redis.call('XCLAIM', stream, group, '~retry', 0, nxt, 'JUSTID')
+  redis.call('ZADD', retry, now, nxt)
+  return true
+end
 local function release(id, key, now)
   if key == nil or key == '' then return end
   if redis.call('HGET', owners, key) ~= id then return end
-  local nxt = redis.call('LPOP', prefix .. 'held:' .. key)
-  if nxt then
-    redis.call('HSET', owners, key, nxt)
-    redis.call('XCLAIM', stream, group, '~retry', 0, nxt, 'JUSTID')
-    redis.call('ZADD', retry, now, nxt)
-  else
-    redis.call('HDEL', owners, key)
-  end
+  if not hand_over(key, now) then redis.call('HDEL', owners, key) end
 end
 local function entry_fields(id)
   local e = redis.call('XRANGE', stream, id, id)
@@ -219,14 +221,7 @@ for s = 1, #owned, CHUNK do
 end
 if waiting > 0 then
   for _, key in ipairs(owned) do
-    local nxt = redis.call('LPOP', prefix .. 'held:' .. key)
-    if nxt then
-      redis.call('HSET', owners, key, nxt)
-      redis.call('XCLAIM', stream, group, '~retry', 0, nxt, 'JUSTID')
-      redis.call('ZADD', retry, now, nxt)
-    else
-      table.insert(freed, key)
-    end
+    if not hand_over(key, now) then table.insert(freed, key) end
   end
 else
   freed = owned
