@@ -75,13 +75,18 @@ def _claim_sql(dialect: str, state: str) -> str:
     and come back. Parameters: lease end, now (updated_at), adapter, state, now, limit."""
     m = "?" if dialect == "sqlite" else "%s"
     lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    # PostgreSQL turns NOT EXISTS into an anti-join; on a table it has no statistics for yet (a
+    # new outbox filling faster than autovacuum analyses it) the planner joined every due item
+    # to every queued item of the adapter: 1 s per claim of 500 at 10,000 items. ``OFFSET 0``
+    # keeps the subquery a per-item probe of ix_outbox_key_order, whatever the statistics say.
+    probe_end = " OFFSET 0" if dialect == "postgresql" else ""
     t = outbox.name
     return (f"UPDATE {t} SET state = 'inflight', attempts = attempts + 1, next_attempt_at = {m}, updated_at = {m}"  # noqa: S608
             f" WHERE id IN (SELECT {t}.id FROM {t} WHERE {t}.adapter = {m} AND {t}.state = {m}"
             f" AND {t}.next_attempt_at <= {m}"
             f" AND NOT EXISTS (SELECT 1 FROM {t} AS earlier WHERE earlier.adapter = {t}.adapter"
             f" AND earlier.business_key_hash = {t}.business_key_hash AND earlier.id < {t}.id"
-            f" AND earlier.state IN ('pending', 'inflight')) ORDER BY {t}.id LIMIT {m}{lock})"
+            f" AND earlier.state IN ('pending', 'inflight'){probe_end}) ORDER BY {t}.id LIMIT {m}{lock})"
             f" RETURNING id, record_id, kind, business_key_hash, department, {_payload_sql(dialect)}, enqueued_at,"
             " attempts,"
             " last_error")
