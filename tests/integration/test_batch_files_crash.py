@@ -3,10 +3,19 @@
 A real ``python -m gateway.cli run`` subprocess with the batch-file connector watching a temporary
 exchange directory and the data-centre adapter on SQLite. The row count defaults to 2,000 to keep
 the suite fast; ``BATCH_FILES_KILL_ROWS=100000`` runs the issue's 100,000-row case.
+
+The first gateway is held mid-file rather than raced: a trigger the test adds to the gateway's
+store refuses accepted records past ``HELD_AT_ROWS``, so the connector's next chunk fails as "store
+unavailable" and is retried, with the checkpoint at ``HELD_AT_ROWS + 1``, until the kill. (Polling
+for a checkpoint past a third of the file missed it on a loaded machine: 2,000 rows go from there
+to the end, where the checkpoint is cleared, in ~0.1 s, and the test then waited for its timeout.)
+The trigger is dropped before the restart. The delivery lease is short: a batch the killed gateway
+had claimed and not yet written is claimed again by the restarted one after it (default 60 s).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -15,15 +24,22 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import pytest
 
 from tests.conftest import MAPPINGS, ROOT, free_port
 
 pytestmark = pytest.mark.integration
 ROWS = int(os.environ.get("BATCH_FILES_KILL_ROWS", "2000"))
+CHUNK_ROWS = 500
+# Whole chunks, past a third of the file: the first gateway stores these rows and no more.
+HELD_AT_ROWS = (ROWS // 3 // CHUNK_ROWS + 1) * CHUNK_ROWS
+DELIVERY_LEASE_S = 5
+TIMEOUT_S = max(120, ROWS // 100)
 
 
 def bench_module() -> ModuleType:
@@ -43,11 +59,27 @@ def start_gateway(config: Path, log: Path) -> subprocess.Popen[bytes]:
 def query(db: Path, sql: str) -> list[tuple[object, ...]]:
     if not db.exists():
         return []
-    with sqlite3.connect(db, timeout=10) as conn:
+    with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
         try:
             return conn.execute(sql).fetchall()
         except sqlite3.OperationalError:  # tables not created yet
             return []
+
+
+def execute(db: Path, sql: str) -> None:
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn, conn:
+        conn.execute(sql)
+
+
+def hold_ingest_at(gateway_db: Path, rows: int) -> None:
+    """From ``rows`` accepted records on, the store refuses more (the publish fails and is retried)."""
+    execute(gateway_db, "CREATE TRIGGER test_hold_ingest BEFORE INSERT ON accepted_records"
+                        f" WHEN (SELECT count(*) FROM accepted_records) >= {rows}"
+                        " BEGIN SELECT RAISE(ABORT, 'held by the test'); END")
+
+
+def release_ingest(gateway_db: Path) -> None:
+    execute(gateway_db, "DROP TRIGGER test_hold_ingest")
 
 
 def checkpoint_row(gateway_db: Path) -> int:
@@ -55,45 +87,65 @@ def checkpoint_row(gateway_db: Path) -> int:
     return int(json.loads(str(rows[0][0]))["next_row"]) if rows else 0
 
 
-def wait_for(predicate: object, timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
+def is_serving(port: int) -> bool:
+    """The API answers: the runtime has started (store migrated, connectors running)."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
         assert proc.poll() is None, log.read_text(encoding="utf-8", errors="replace")[-3000:]
         time.sleep(0.1)
     raise AssertionError(f"timed out; log tail: {log.read_text(encoding='utf-8', errors='replace')[-3000:]}")
 
 
-@pytest.mark.timeout(max(120, ROWS // 100))
+@pytest.mark.timeout(TIMEOUT_S)
 def test_a_gateway_killed_mid_file_resumes_and_every_row_reaches_the_data_centre_once(tmp_path: Path) -> None:
+    assert ROWS // 3 < HELD_AT_ROWS < ROWS
     bench = bench_module()
     exchange = tmp_path / "exchange"
     upload = exchange / bench.PROVIDER / "upload"
     upload.mkdir(parents=True)
-    data = bench.write_batch_file(upload, ROWS)
-    config = bench.gateway_config(tmp_path, exchange, chunk_rows=500, max_rows=ROWS)
+    outgoing = tmp_path / "outgoing"  # written here, dropped into upload/ once the gateway is held
+    outgoing.mkdir()
+    written = bench.write_batch_file(outgoing, ROWS)
+    data = upload / written.name
+    config = bench.gateway_config(tmp_path, exchange, chunk_rows=CHUNK_ROWS, max_rows=ROWS)
     config["mappings_dir"] = str(MAPPINGS)
-    config["api"] = {"host": "127.0.0.1", "port": free_port()}
+    port = free_port()
+    config["api"] = {"host": "127.0.0.1", "port": port}
+    config["delivery"] = {"lease_s": DELIVERY_LEASE_S}
     config_path = tmp_path / "gateway.yaml"
     config_path.write_text(json.dumps(config), encoding="utf-8")
     gateway_db, dc_db, log = tmp_path / "gateway.sqlite", tmp_path / "datacentre.sqlite", tmp_path / "gateway.log"
 
     first = start_gateway(config_path, log)
     try:
-        wait_for(lambda: checkpoint_row(gateway_db) > ROWS // 3, ROWS / 20 + 60, first, log)
+        wait_for(lambda: is_serving(port), 0.25 * TIMEOUT_S, first, log)
+        hold_ingest_at(gateway_db, HELD_AT_ROWS)
+        os.rename(written, data)
+        os.rename(written.with_suffix(".ok"), data.with_suffix(".ok"))  # the marker last, as a bureau does
+        wait_for(lambda: checkpoint_row(gateway_db) > ROWS // 3, 0.25 * TIMEOUT_S, first, log)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     killed_at = checkpoint_row(gateway_db)
-    assert 1 < killed_at <= ROWS, "killed before the first checkpoint or after the file finished"
+    assert killed_at == HELD_AT_ROWS + 1, "the checkpoint went past the rows the store accepted"
+    assert query(gateway_db, "SELECT count(*) FROM accepted_records")[0][0] == HELD_AT_ROWS
     assert (exchange / bench.PROVIDER / "processing" / data.name).exists()
 
+    release_ingest(gateway_db)
     second = start_gateway(config_path, log)
     try:
         result = exchange / bench.PROVIDER / "result" / f"{data.stem}.result.csv"
         wait_for(lambda: result.exists() and int(str(query(dc_db, "SELECT count(*) FROM ex_penalty")[0][0])) >= ROWS,
-                 ROWS / 10 + 120, second, log)
+                 0.4 * TIMEOUT_S, second, log)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(20)
