@@ -39,7 +39,7 @@ from gateway.settings import ConnectorSettings, RouteSettings, Settings
 from gateway.stores.api_keys import KeyStore
 from gateway.stores.audit import SqlAuditLog
 from gateway.stores.connector_state import SqlConnectorState
-from gateway.stores.db import create_engine_for, init_schema
+from gateway.stores.db import checkpoint_wal, create_engine_for, init_schema, is_sqlite_file
 from gateway.stores.outbox import Outbox
 from gateway.stores.redis_outbox import RedisOutbox
 from gateway.stores.registry import SqlRegistry
@@ -52,6 +52,7 @@ from monitoring.metrics import PrometheusHooks
 
 log = logging.getLogger(__name__)
 
+CHECKPOINT_INTERVAL_S = 0.25  # SQLite: how often the WAL is looked at (checkpointed past WAL_CHECKPOINT_BYTES)
 POLL_LEASE_TTL_S = 30.0  # pollers renew every ~10 s; another instance takes over 30 s after a holder dies
 
 
@@ -191,6 +192,8 @@ class Runtime:
         if self.redis_outbox is not None:
             await self._relay_once()
             self._spawn("outbox relay", self._relay_forever)
+        if is_sqlite_file(self.engine):
+            self._spawn("wal checkpoints", self._checkpoint_forever)
         if "delivery" in self.settings.roles:
             self._start_delivery()
             if (news := self.news) is not None:
@@ -229,6 +232,11 @@ class Runtime:
         while True:
             await asyncio.sleep(self.settings.delivery.relay_interval_s)
             await self._relay_once()
+
+    async def _checkpoint_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            await asyncio.to_thread(checkpoint_wal, self.engine)
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Deliver what is queued (for the demo and tests): run every worker until its outbox is empty."""

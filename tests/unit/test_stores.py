@@ -36,6 +36,7 @@ from gateway.stores import (
     key_hash,
     pii_key_kinds,
 )
+from gateway.stores.db import SQLITE_CACHE_KIB, WAL_CHECKPOINT_BYTES, checkpoint_wal
 from gateway.stores.outbox import DeadLetterFilter
 from gateway.stores.schema import accepted_records, journeys, outbox, rejections
 from mapping.findings import Finding
@@ -103,6 +104,26 @@ def test_sqlite_engine_creates_the_folder_and_sets_its_pragmas(tmp_path: Path) -
     engine.dispose()
     assert (tmp_path / "a" / "b" / "store.db").exists()
     assert pragmas == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 10_000}
+
+
+def test_a_wal_past_the_threshold_is_checkpointed_in_the_background_call(tmp_path: Path) -> None:
+    """``checkpoint_wal`` (the runtime's periodic call) copies committed pages into the database
+    once the WAL holds WAL_CHECKPOINT_BYTES; below that, and for other databases, it does nothing."""
+    engine = create_engine_for(f"sqlite:///{tmp_path}/store.db")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x BLOB)")
+    assert not checkpoint_wal(engine)  # a small WAL is left alone
+    blob = b"x" * 3000
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO t VALUES (?)", [(blob,)] * (WAL_CHECKPOINT_BYTES // len(blob) + 10))
+    database = tmp_path / "store.db"
+    before = database.stat().st_size
+    assert checkpoint_wal(engine)
+    assert database.stat().st_size > before + WAL_CHECKPOINT_BYTES // 2  # the pages are in the database now
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
+    engine.dispose()
+    assert not checkpoint_wal(create_engine_for("sqlite://"))
 
 
 def test_unsupported_database_is_a_config_error() -> None:
