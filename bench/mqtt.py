@@ -10,7 +10,8 @@ durable writes went, and the broker's in-flight window).
     python bench/mqtt.py                   # private Mosquitto (max_inflight_messages 2000), whole gateway
     python bench/mqtt.py --port 1883       # an existing broker (stock Mosquitto: 20 in flight for 3.1.1)
     python bench/mqtt.py --connector-only  # the connector alone: publish returns at once (no store)
-    python bench/mqtt.py --redis-outbox --pg-data-centre   # the production stores (local servers)
+    python bench/mqtt.py --redis-outbox --pg-data-centre   # production outbox and data centre
+    python bench/mqtt.py --pg-store --redis-outbox --pg-data-centre   # all production stores
     python bench/mqtt.py --redis-outbox --ingest-processes 2   # instances by role: 2 x `sgw run --role
                                            # ingest` (shared subscription), delivery in this process
     python bench/mqtt.py --burst 120000    # hold the max rate for over 20 s (default 30,000 messages)
@@ -158,7 +159,8 @@ def options(prefix: str, tag: str, port: int) -> dict[str, Any]:
 
 
 async def whole_gateway(tmp: Path, port: int, redis_outbox: bool, pg_data_centre: bool,
-                        ingest_processes: int = 0, burst_messages: int = MAX_RATE_COUNT) -> dict[str, Any]:
+                        ingest_processes: int = 0, burst_messages: int = MAX_RATE_COUNT,
+                        pg_store: bool = False) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     prefix = f"b{tag}/"
     config = gateway_config(tmp, options(prefix, tag, port))
@@ -167,6 +169,10 @@ async def whole_gateway(tmp: Path, port: int, redis_outbox: bool, pg_data_centre
     if redis_outbox:
         config["stores"].update(redis_url=REDIS_URL, redis_prefix=f"bench-mqtt-{tag}")
     schema = f"bench_mqtt_{tag}"
+    store_schema = f"bench_mqtt_store_{tag}"
+    if pg_store:  # the gateway's own store on PostgreSQL, in a schema of its own
+        _pg_execute(f'CREATE SCHEMA "{store_schema}"')
+        config["stores"]["database_url"] = f"{PG_URL}?options=-csearch_path%3D{store_schema}"
     if pg_data_centre:
         config["adapters"][0]["options"] = {"url": PG_URL, "db_schema": schema, "create_tables": True}
     try:
@@ -182,16 +188,22 @@ async def whole_gateway(tmp: Path, port: int, redis_outbox: bool, pg_data_centre
         return await _whole_gateway(config, tmp, port, prefix, burst_messages=burst_messages)
     finally:
         if pg_data_centre:
-            engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-            with engine.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            engine.dispose()
+            _pg_execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        if pg_store:
+            _pg_execute(f'DROP SCHEMA IF EXISTS "{store_schema}" CASCADE')
         if redis_outbox:
             client = redis.Redis.from_url(REDIS_URL)
             keys = list(client.scan_iter(f"bench-mqtt-{tag}*"))
             if keys:
                 client.delete(*keys)
             client.close()
+
+
+def _pg_execute(sql: str) -> None:
+    engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql))
+    engine.dispose()
 
 
 def ingest_instance(config: dict[str, Any], i: int) -> dict[str, Any]:
@@ -336,6 +348,8 @@ async def main(argv: Sequence[str]) -> dict[str, Any]:
     parser.add_argument("--connector-only", action="store_true", help="no store: the connector's own ceiling")
     parser.add_argument("--redis-outbox", action="store_true", help=f"the outbox on Redis Streams ({REDIS_URL})")
     parser.add_argument("--pg-data-centre", action="store_true", help=f"the data-centre tables in {PG_URL}")
+    parser.add_argument("--pg-store", action="store_true", help=(
+        f"the gateway's own store (records, journeys, rejections; the outbox unless --redis-outbox) in {PG_URL}"))
     parser.add_argument("--ingest-processes", type=int, default=0, help=(
         "run the connector and ingest in this many `sgw run --role ingest` processes (a shared subscription "
         "when more than one), delivery in this one; 0: the whole gateway in this process"))
@@ -349,7 +363,7 @@ async def main(argv: Sequence[str]) -> dict[str, Any]:
         run: Callable[[], Awaitable[dict[str, Any]]] = (
             (lambda: connector_only(port, args.burst)) if args.connector_only
             else (lambda: whole_gateway(tmp, port, args.redis_outbox, args.pg_data_centre, args.ingest_processes,
-                                        args.burst)))
+                                        args.burst, args.pg_store)))
         return {**await run(), "broker_port": port}
 
     if args.port:
