@@ -7,6 +7,7 @@ can import these tests and give them its own engine.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -36,7 +37,7 @@ from gateway.stores import (
     key_hash,
     pii_key_kinds,
 )
-from gateway.stores.db import SQLITE_CACHE_KIB, WAL_CHECKPOINT_BYTES, checkpoint_wal
+from gateway.stores.db import SQLITE_CACHE_KIB, WAL_CHECKPOINT_BYTES, checkpoint_wal, reading
 from gateway.stores.outbox import DeadLetterFilter
 from gateway.stores.schema import accepted_records, journeys, outbox, rejections
 from mapping.findings import Finding
@@ -104,6 +105,33 @@ def test_sqlite_engine_creates_the_folder_and_sets_its_pragmas(tmp_path: Path) -
     engine.dispose()
     assert (tmp_path / "a" / "b" / "store.db").exists()
     assert pragmas == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 10_000}
+
+
+def test_sqlite_writers_share_one_connection_and_reads_have_their_own(tmp_path: Path) -> None:
+    """One connection for every transaction but ``reading``: its page cache stays warm from one
+    write to the next, and a read of the accepted records does not queue behind a write."""
+    engine = create_engine_for(f"sqlite:///{tmp_path}/store.db")
+    with engine.begin() as first:
+        writer = first.connection.dbapi_connection
+        first.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    with engine.begin() as second:
+        assert second.connection.dbapi_connection is writer
+        second.exec_driver_sql("INSERT INTO t VALUES (1)")
+        with reading(engine) as reader:  # while the writer is busy
+            assert reader.connection.dbapi_connection is not writer
+            assert reader.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0  # its own snapshot
+        other_writes: list[Any] = []
+
+        def write() -> None:
+            with engine.begin() as conn:
+                other_writes.append(conn.connection.dbapi_connection)
+                conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+
+        queued = threading.Thread(target=write)
+        queued.start()  # waits for the connection, not for SQLite's lock on a connection of its own
+    queued.join(timeout=10)
+    assert other_writes == [writer]
+    engine.dispose()
 
 
 def test_a_wal_past_the_threshold_is_checkpointed_in_the_background_call(tmp_path: Path) -> None:
