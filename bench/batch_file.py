@@ -11,7 +11,9 @@ the last row in ex_penalty), ingest_rows_per_s (until the file is archived), pea
 the process over the same span: comparable between runs on a loaded machine).
 With --delivery-processes N, this process only ingests and N `sgw run --role delivery` processes
 deliver from the same SQLite stores; cpu_s then counts them too, and delivery_peak_rss_mb gives
-their peaks.
+their peaks. --pg puts the gateway's store and the data centre on the local PostgreSQL and
+--redis-outbox the outbox on the local Redis (the production stores; their servers' CPU is not in
+cpu_s).
 """
 
 from __future__ import annotations
@@ -147,12 +149,49 @@ async def delivery_instance(work: Path, config: dict[str, Any]) -> asyncio.subpr
                                                 env={k: v for k, v in os.environ.items() if not k.startswith("SGW_")})
 
 
-async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_processes: int = 0) -> dict[str, Any]:
-    import sqlalchemy as sa
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def production_stores(config: dict[str, Any], tag: str, *, pg: bool, redis_outbox: bool) -> str:
+    """``config`` with the gateway's store and the data centre on the local PostgreSQL (schemas
+    ``<tag>_store`` / ``<tag>_dc``) and/or the outbox on the local Redis (prefix ``<tag>``);
+    returns the URL to count the data centre's rows at."""
+    if redis_outbox:
+        config["stores"].update(redis_url=REDIS_URL, redis_prefix=tag)
+    if not pg:
+        return str(config["adapters"][0]["options"]["url"])
+    _pg(f'CREATE SCHEMA "{tag}_store"')
+    config["stores"]["database_url"] = f"{PG_URL}?options=-csearch_path%3D{tag}_store"
+    config["adapters"][0]["options"] = {"url": PG_URL, "db_schema": f"{tag}_dc", "create_tables": True}
+    return f"{PG_URL}?options=-csearch_path%3D{tag}_dc"
+
+
+def drop_production_stores(tag: str) -> None:
+    import redis
+
+    _pg(f'DROP SCHEMA IF EXISTS "{tag}_store" CASCADE; DROP SCHEMA IF EXISTS "{tag}_dc" CASCADE')
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(f"{tag}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def _pg(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(sql.encode())  # bytes: several statements, no parameters
+
+
+async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_processes: int = 0, *,
+                    pg: bool = False, redis_outbox: bool = False) -> dict[str, Any]:
 
     from gateway.gc_tuning import tune_for_throughput
     from gateway.runtime import Runtime
     from gateway.settings import Settings, with_roles
+    from gateway.stores.db import create_engine_for
 
     with tempfile.TemporaryDirectory(prefix="sgw-bench-batch-") as tmp:
         work = Path(tmp)
@@ -164,6 +203,8 @@ async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_proces
         gen_s = time.perf_counter() - t_gen
         size_mb = data.stat().st_size / 1024**2
         config = gateway_config(work, exchange, chunk_rows=chunk_rows, max_rows=rows, batch_size=batch_size)
+        tag = f"bench_batch_{os.getpid()}"
+        dc_url = production_stores(config, tag, pg=pg, redis_outbox=redis_outbox)
         settings = Settings.model_validate(config)
         children = []
         if delivery_processes:  # this process ingests, they deliver
@@ -171,7 +212,7 @@ async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_proces
             children = [await delivery_instance(work, config) for _ in range(delivery_processes)]
         runtime = Runtime(settings)
         tune_for_throughput()  # as `sgw run` does
-        dc = sa.create_engine(f"sqlite:///{work / 'datacentre.sqlite'}")
+        dc = create_engine_for(dc_url)
         archived = exchange / PROVIDER / "archive"
         start = time.perf_counter()
         cpu_start = cpu_s() + children_cpu_s([c.pid for c in children])
@@ -198,13 +239,16 @@ async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_proces
                 child.terminate()
                 await child.wait()
             dc.dispose()
+            if pg or redis_outbox:
+                drop_production_stores(tag)
     return {"rows": rows, "file_mb": round(size_mb, 1), "generate_s": round(gen_s, 1),
             "ingest_s": round(ingest_s or 0, 1), "total_s": round(total_s, 1),
             "ingest_rows_per_s": round(rows / ingest_s) if ingest_s else 0,
             "rows_per_s": round(delivered / total_s), "delivered": delivered,
             "cpu_s": round(used_cpu_s, 1), "rows_per_cpu_s": round(delivered / used_cpu_s) if used_cpu_s else 0,
             "peak_rss_mb": round(peak_rss_mb(), 1), "delivery_processes": delivery_processes,
-            "delivery_peak_rss_mb": children_rss_mb}
+            "delivery_peak_rss_mb": children_rss_mb,
+            "stores": ("postgresql" if pg else "sqlite") + (" + redis outbox" if redis_outbox else "")}
 
 
 def _count(engine: Any) -> int:
@@ -213,7 +257,7 @@ def _count(engine: Any) -> int:
     with engine.connect() as conn:
         try:
             return int(conn.execute(sa.text("SELECT count(*) FROM ex_penalty")).scalar_one())
-        except sa.exc.OperationalError:
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # the table is not there yet
             return 0
 
 
@@ -225,8 +269,12 @@ def main() -> None:
     parser.add_argument("--delivery-processes", type=int, default=0, help=(
         "deliver from this many `sgw run --role delivery` processes on the same SQLite stores (this "
         "process then only ingests); 0: the embedded gateway, all in this process"))
+    parser.add_argument("--pg", action="store_true", help=(
+        f"the gateway's store and the data centre on PostgreSQL ({PG_URL}, schemas of their own, dropped after)"))
+    parser.add_argument("--redis-outbox", action="store_true", help=f"the outbox on Redis Streams ({REDIS_URL})")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run_bench(args.rows, args.chunk_rows, args.batch_size, args.delivery_processes))))
+    print(json.dumps(asyncio.run(run_bench(args.rows, args.chunk_rows, args.batch_size, args.delivery_processes,
+                                           pg=args.pg, redis_outbox=args.redis_outbox))))
 
 
 if __name__ == "__main__":
