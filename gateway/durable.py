@@ -70,6 +70,7 @@ class SqlGatewayStore:
         batch.step(None, "received", envelope.received_at, envelope_id=envelope_id,
                    detail={"connector": connector, "records": len(outcomes)})
         routed: dict[str, list[str]] = {}
+        variant = envelope.meta.get("variant")  # kept with a rejection: its resubmission is mapped alike
         for o in outcomes:
             source_record_id = o.record.get("source_record_id")
             detail: dict[str, Any] = {"location": o.location, "errors": [e.code for e in o.errors]}
@@ -77,7 +78,8 @@ class SqlGatewayStore:
                 batch.reject(RejectedRow(kind=o.kind, connector=connector, rejected_at=now,
                                          errors=o.errors, warnings=o.warnings, business_key=o.business_key,
                                          department=department, source_record_id=source_record_id,
-                                         record_id=o.record_id, raw_payload=o.source, location=o.location))
+                                         record_id=o.record_id, raw_payload=o.source, location=o.location,
+                                         variant=variant if isinstance(variant, str) else None))
             elif o.status == "accepted" and o.record_id is not None:
                 key_hash = batch.accept(o.record_id, o.kind, o.business_key, o.record, connector=connector,
                                         accepted_at=now, department=department, source_record_id=source_record_id)

@@ -56,6 +56,7 @@ class RejectedRow:
     raw_payload: Any = None
     location: str | None = None
     target: str | None = None
+    variant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class Rejection:
     due_on: date
     resolved_at: datetime | None
     resolved_by_record_id: str | None
+    variant: str | None
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Rejection:
@@ -104,7 +106,7 @@ def raw_for_json(raw: Any) -> Any:
 
 REJECTION_COLUMNS = ("record_id", "kind", "business_key", "business_key_hash", "department", "connector", "target",
                      "source_record_id", "raw_payload", "errors", "warnings", "location", "status", "rejected_at",
-                     "due_on", "resolved_at", "resolved_by_record_id")
+                     "due_on", "resolved_at", "resolved_by_record_id", "variant")
 
 
 def insert_rejections(conn: Connection, rows: Sequence[RejectedRow], calendar: WorkingDays,
@@ -118,7 +120,7 @@ def insert_rejections(conn: Connection, rows: Sequence[RejectedRow], calendar: W
         (d["record_id"], d["kind"], d["business_key"], d["business_key_hash"], d["department"], d["connector"],
          d["target"], d["source_record_id"], v.json_once(d["raw_payload"]), v.json_once(d["errors"]),
          v.json_once(d["warnings"]), d["location"], d["status"], v.ts(d["rejected_at"]), v.day(d["due_on"]),
-         v.ts(d["resolved_at"]), d["resolved_by_record_id"])
+         v.ts(d["resolved_at"]), d["resolved_by_record_id"], d["variant"])
         for d in found])
 
 
@@ -155,7 +157,7 @@ def _values(row: RejectedRow, calendar: WorkingDays, secret: bytes | None,
         "source_record_id": row.source_record_id, "raw_payload": raw_for_json(row.raw_payload),
         "errors": finding_dicts(row.errors), "warnings": finding_dicts(row.warnings),
         "location": row.location, "status": "open", "rejected_at": row.rejected_at,
-        "due_on": due, "resolved_at": None, "resolved_by_record_id": None,
+        "due_on": due, "resolved_at": None, "resolved_by_record_id": None, "variant": row.variant,
     }
 
 

@@ -99,6 +99,8 @@ rejections = Table(
     Column("due_on", Date, nullable=False),
     Column("resolved_at", UtcDateTime()),
     Column("resolved_by_record_id", String(36)),
+    Column("variant", String(64), doc="the connector's mapping variant the record came through: a "
+           "resubmission is mapped the same way (NULL: the connector's one mapping)"),
     CheckConstraint(_in("status", REJECTION_STATUSES), name="status"),
     Index("ix_rejections_key", "kind", "business_key_hash", "status"),
     Index("ix_rejections_department", "department", "status", "due_on"),

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import csv
+import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,7 @@ import httpx
 import pytest
 
 from gateway.auth import hash_api_key
+from gateway.envelope import Envelope
 from gateway.runtime import Runtime
 from tests.conftest import SAMPLES
 from tests.servers import embedded_runtime, serving
@@ -223,3 +228,37 @@ async def test_a_department_onboarded_through_the_api_pushes_with_its_issued_key
         assert [s["connector"] for s in subs] == ["market-push"]
         in_use = await client.delete("/admin/departments/market", headers=admin)
         assert in_use.status_code == 409 and in_use.json()["detail"]["code"] == "DEPARTMENT_IN_USE"
+
+
+async def test_a_rejected_batch_file_row_is_resubmitted_through_the_files_mapping_variant(tmp_path: Path) -> None:
+    """A batch-file connector maps csv, xlsx and xml rows differently: the rejection remembers the
+    variant, and the corrected row (sent with no file, so no file time) is mapped as the file's rows
+    were. Before, the resubmission found no mapping to use (409 RESUBMIT_UNAVAILABLE)."""
+    text = (SAMPLES / "batch-files" / "113301220025023382_XZCF_20250612_001.csv").read_bytes().decode("gb18030")
+    good = next(csv.DictReader(io.StringIO(text, newline="")))
+    uscc = good["统一社会信用代码"]
+    bad = {**good, "统一社会信用代码": uscc[:-1] + ("0" if uscc[-1] != "0" else "1")}  # a wrong check digit
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    runtime = embedded_runtime(
+        tmp_path, [{"id": "batch-files", "type": "batch_files", "department": "eco",
+                    "mappings": {"csv": "batch-files.penalty-csv", "xlsx": "batch-files.penalty-xlsx",
+                                 "xml": "batch-files.penalty-xml"},
+                    "options": {"exchange_root": str(exchange)}}],
+        departments=[{"code": "eco", "name": "生态环境局", "api_key_hashes": [hash_api_key(ECO_KEY)],
+                      "provider_uscc": AGENCY_USCC, "admin_division_code": "330106"}])
+    eco = {"X-API-Key": ECO_KEY}
+    async with serving(runtime) as base, httpx.AsyncClient(base_url=base) as client:
+        published = await runtime.publisher.publish(Envelope(  # as the connector publishes a file's chunk
+            connector="batch-files", payload=[bad], received_at=datetime.now(UTC), department="eco",
+            records_inline=True, meta={"variant": "csv", "provider_uscc": "113301220025023382",
+                                       "file_mtime": "2025-06-12T17:31:02+08:00", "row_offset": 0,
+                                       "row_numbers": [1]}))
+        assert [o.status for o in published.outcomes] == ["rejected"]
+        (rejection,) = (await client.get("/departments/eco/rejections", headers=eco)).json()["items"]
+
+        fixed = await client.post(f"/departments/eco/rejections/{rejection['id']}/resubmit",
+                                  json={"payload": good}, headers=eco)
+        assert fixed.status_code == 200, fixed.text
+        assert fixed.json()["resolved"] is True and fixed.json()["outcome"]["status"] == "accepted"
+        assert await asyncio.to_thread(runtime.store.records.is_duplicate, fixed.json()["outcome"]["record_id"])

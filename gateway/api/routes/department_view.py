@@ -132,6 +132,8 @@ async def resubmit(code: Code, rejection_id: RejectionId, body: ResubmitBody, st
 async def _publish(state: ApiState, code: str, rejection: Rejection, payload: dict[str, Any]) -> PublishResult:
     department = await run_blocking(department_identity, state, code)
     meta: dict[str, Any] = {"department": code}
+    if rejection.variant:  # the mapping the rejected record came through (a batch file's csv, xlsx or xml)
+        meta["variant"] = rejection.variant
     if department.provider_uscc:
         meta["provider_uscc"] = department.provider_uscc
     if department.admin_division_code:
