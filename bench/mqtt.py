@@ -155,7 +155,7 @@ async def wait_connected(connector: MqttConnector) -> None:
 
 def options(prefix: str, tag: str, port: int) -> dict[str, Any]:
     return mqtt_options(prefix, f"sgw-bench-{tag}", clean_start=True, broker={"port": port},
-                        batch_max_messages=500, batch_max_wait_s=0.02, max_inflight=BROKER_INFLIGHT)
+                        batch_max_messages=1000, batch_max_wait_s=0.02, max_inflight=BROKER_INFLIGHT)
 
 
 async def whole_gateway(tmp: Path, port: int, redis_outbox: bool, pg_data_centre: bool,

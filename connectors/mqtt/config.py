@@ -113,7 +113,10 @@ class MqttOptions(BaseModel):
         default=2000, ge=1, le=65535,
         description="Unacknowledged messages the broker may send us (MQTT 5 Receive Maximum; for MQTT 3.1.1 the "
                     "broker's own limit, Mosquitto max_inflight_messages). Keep it above batch_max_messages.")
-    batch_max_messages: int = Field(default=500, ge=1, le=10_000,
+    # 1,000, not 500: under load a batch fills up while the previous one is written, and a write of
+    # 1,000 records costs less per record than two of 500 (the store's index pages are written once
+    # per commit): bench/mqtt.py 7-17 % less CPU per message. Idle, a batch still goes after batch_max_wait_s.
+    batch_max_messages: int = Field(default=1000, ge=1, le=10_000,
                                     description="Messages read into one batch (one durable write per topic).")
     batch_max_wait_s: float = Field(default=0.02, ge=0, le=5,
                                     description="How long a batch waits for more messages after its first.")
