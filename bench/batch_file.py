@@ -40,6 +40,8 @@ from typing import Any
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # tests.pg and tests.redis_keys, for --pg and --redis-outbox
+    sys.path.insert(0, str(ROOT))
 SAMPLE = ROOT / "config" / "samples" / "batch-files" / "113301220025023382_XZCF_20250612_001.csv"
 PROVIDER = "113301220025023382"
 
@@ -161,28 +163,20 @@ def production_stores(config: dict[str, Any], tag: str, *, pg: bool, redis_outbo
         config["stores"].update(redis_url=REDIS_URL, redis_prefix=tag)
     if not pg:
         return str(config["adapters"][0]["options"]["url"])
-    _pg(f'CREATE SCHEMA "{tag}_store"')
+    from tests.pg import execute
+
+    execute(f'CREATE SCHEMA "{tag}_store"')
     config["stores"]["database_url"] = f"{PG_URL}?options=-csearch_path%3D{tag}_store"
     config["adapters"][0]["options"] = {"url": PG_URL, "db_schema": f"{tag}_dc", "create_tables": True}
     return f"{PG_URL}?options=-csearch_path%3D{tag}_dc"
 
 
 def drop_production_stores(tag: str) -> None:
-    import redis
+    from tests.pg import execute
+    from tests.redis_keys import drop_keys
 
-    _pg(f'DROP SCHEMA IF EXISTS "{tag}_store" CASCADE; DROP SCHEMA IF EXISTS "{tag}_dc" CASCADE')
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{tag}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
-def _pg(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(sql.encode())  # bytes: several statements, no parameters
+    execute(f'DROP SCHEMA IF EXISTS "{tag}_store" CASCADE; DROP SCHEMA IF EXISTS "{tag}_dc" CASCADE')
+    drop_keys(f"{tag}*")
 
 
 async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_processes: int = 0, *,

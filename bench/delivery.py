@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +54,7 @@ from mapping.calendar import WorkingCalendar  # noqa: E402
 from mapping.catalog import load_catalog  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.peers.national_platform_server import APP_ID, APP_SECRET  # noqa: E402
+from tests.redis_keys import drop_keys  # noqa: E402
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/0"
@@ -276,12 +276,8 @@ def cleanup(schemas: list[str]) -> None:
         for schema in schemas:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
-    client = redis.Redis.from_url(REDIS)
     for schema in schemas:
-        keys = list(client.scan_iter(match=f"bench-{schema}:*"))
-        if keys:
-            client.delete(*keys)
-    client.close()
+        drop_keys(f"bench-{schema}:*", REDIS)
 
 
 async def main() -> None:

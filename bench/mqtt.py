@@ -45,8 +45,6 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import orjson  # noqa: E402
-import redis  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
 
 from adapters.base import DeliveryResult, OutboundRecord  # noqa: E402
 from connectors.base import ConnectorContext, PublishReceipt  # noqa: E402
@@ -59,6 +57,8 @@ from gateway.settings import load_settings  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.integration.test_mqtt_ingest import gateway_config, mqtt_options  # noqa: E402
 from tests.peers import mqtt_devices as sim  # noqa: E402
+from tests.pg import execute as pg_execute  # noqa: E402
+from tests.redis_keys import drop_keys  # noqa: E402
 
 MAX_RATE_COUNT = 30_000
 STEADY_RATE = 2_000.0
@@ -171,7 +171,7 @@ async def whole_gateway(tmp: Path, port: int, redis_outbox: bool, pg_data_centre
     schema = f"bench_mqtt_{tag}"
     store_schema = f"bench_mqtt_store_{tag}"
     if pg_store:  # the gateway's own store on PostgreSQL, in a schema of its own
-        _pg_execute(f'CREATE SCHEMA "{store_schema}"')
+        pg_execute(f'CREATE SCHEMA "{store_schema}"')
         config["stores"]["database_url"] = f"{PG_URL}?options=-csearch_path%3D{store_schema}"
     if pg_data_centre:
         config["adapters"][0]["options"] = {"url": PG_URL, "db_schema": schema, "create_tables": True}
@@ -188,22 +188,11 @@ async def whole_gateway(tmp: Path, port: int, redis_outbox: bool, pg_data_centre
         return await _whole_gateway(config, tmp, port, prefix, burst_messages=burst_messages)
     finally:
         if pg_data_centre:
-            _pg_execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            pg_execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         if pg_store:
-            _pg_execute(f'DROP SCHEMA IF EXISTS "{store_schema}" CASCADE')
+            pg_execute(f'DROP SCHEMA IF EXISTS "{store_schema}" CASCADE')
         if redis_outbox:
-            client = redis.Redis.from_url(REDIS_URL)
-            keys = list(client.scan_iter(f"bench-mqtt-{tag}*"))
-            if keys:
-                client.delete(*keys)
-            client.close()
-
-
-def _pg_execute(sql: str) -> None:
-    engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.begin() as conn:
-        conn.execute(sa.text(sql))
-    engine.dispose()
+            drop_keys(f"bench-mqtt-{tag}*")
 
 
 def ingest_instance(config: dict[str, Any], i: int) -> dict[str, Any]:

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
+
+from tests.redis_keys import drop_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "config" / "samples"
 MAPPINGS = ROOT / "config" / "mappings"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def free_port() -> int:
@@ -25,8 +25,4 @@ def redis_prefix() -> Iterator[str]:
     """A key prefix of the test's own on the real Redis; its keys are deleted afterwards."""
     name = f"sgw-test-{uuid.uuid4().hex[:10]}"
     yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    drop_keys(f"{name}:*")

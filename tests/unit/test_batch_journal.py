@@ -11,7 +11,7 @@ import pytest
 from adapters.journal import BatchJournal, MemoryJournal, SentBatch
 from gateway.stores.db import create_engine_for, init_schema
 from gateway.stores.sent_batches import RedisBatchJournal, SqlBatchJournal
-from tests.conftest import REDIS_URL
+from tests.redis_keys import REDIS_URL
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 BODY = '{"batch_id":"b-1","records":[{"record_id":"r-1","name":"杭州某某"}]}'.encode()

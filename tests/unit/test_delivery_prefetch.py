@@ -19,7 +19,7 @@ from gateway.stores.db import create_engine_for, init_schema
 from gateway.stores.outbox import OutboxRow
 from gateway.stores.redis_outbox import RedisOutbox
 from mapping.calendar import WorkingCalendar
-from tests.conftest import REDIS_URL
+from tests.redis_keys import REDIS_URL
 
 LONG_POLL_S = 30.0  # far beyond the test's timeout: a worker that waits for its poll fails the test
 
