@@ -29,7 +29,7 @@ from gateway.envelope import Envelope
 from gateway.errors import StoreUnavailable
 from gateway.ingest import RecordOutcome
 from gateway.stores.bulk import BulkValues
-from gateway.stores.db import bound_wal, translate_errors
+from gateway.stores.db import translate_errors
 from gateway.stores.journeys import QUEUED, JourneyLog, insert_journey_values
 from gateway.stores.outbox import DEFAULT_LEASE_S, Outbox, OutboxItem, Settlement
 from gateway.stores.records import AcceptedRecords
@@ -93,7 +93,6 @@ class SqlGatewayStore:
                     detail[QUEUED] = adapters
             batch.step(o.record_id, o.status, now, envelope_id=envelope_id, detail=detail)
         self._writer.write_batch(batch)
-        bound_wal(self._engine)
         if self._redis is not None and batch.outbox:
             try:
                 self.relay()

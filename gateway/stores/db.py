@@ -80,19 +80,18 @@ def _sqlite_engine(url: URL) -> Engine:
     for the lock, up to the same timeout."""
     database = url.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+
+    def sqlite_engine(**pool: Any) -> Engine:
+        made = create_engine(url, connect_args={"check_same_thread": False}, json_serializer=dumps_json,
+                             json_deserializer=loads_json, **pool)
+        install_sqlite_pragmas(made)
+        return made
+
     if in_memory:
-        engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool,
-                               json_serializer=dumps_json, json_deserializer=loads_json)
-        install_sqlite_pragmas(engine)
-        return engine
+        return sqlite_engine(poolclass=StaticPool)
     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine, readers = (create_engine(url, connect_args={"check_same_thread": False}, json_serializer=dumps_json,
-                                     json_deserializer=loads_json, **pool)
-                       for pool in ({"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-                                    {}))
-    install_sqlite_pragmas(engine)
-    install_sqlite_pragmas(readers)
-    _READERS[engine] = readers
+    engine = sqlite_engine(pool_size=1, max_overflow=0, pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    readers = _READERS[engine] = sqlite_engine()
     event.listen(engine, "engine_disposed", lambda _engine: readers.dispose())
     return engine
 
@@ -111,7 +110,7 @@ def install_sqlite_pragmas(engine: Engine) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             # Checkpoints less often write a page changed by many commits (index pages) once; the
-            # WAL stays bounded. (A larger page cache did not pay: memory per connection.)
+            # WAL stays bounded.
             cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
             cursor.execute("PRAGMA temp_store=MEMORY")
             cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
@@ -135,48 +134,38 @@ def reading(engine: Engine) -> Connection:
     return _READERS.get(engine, engine).connect().execution_options(**{READ_ONLY_OPTION: True})
 
 
-def bound_wal(engine: Engine) -> None:
-    """Checkpoint and truncate a SQLite WAL grown past ``WAL_TRUNCATE_BYTES``.
-
-    Readers overlap writers (``reading``), so the automatic checkpoints may never find a moment
-    to start the WAL over: it would grow with every write, and every page read would search a
-    longer WAL index. Called after ingest writes; a checkpoint that cannot finish now (a reader
-    or writer busy past the timeout) is tried again after a later write."""
-    _checkpoint(engine, "TRUNCATE", WAL_TRUNCATE_BYTES)
-
-
 def checkpoint_wal(engine: Engine) -> bool:
-    """A PASSIVE checkpoint of a SQLite WAL holding ``WAL_CHECKPOINT_BYTES`` or more (whether one
-    ran). Blocking; the runtime calls it from a thread of its own now and then, so that the pages
-    ingest and delivery commit are copied into the database beside them, not by the commit that
-    happens to fill the WAL (which then stalled for 50-110 ms). PASSIVE waits for nobody: writers
-    go on appending, and frames a reader still needs are left for the next time."""
-    return _checkpoint(engine, "PASSIVE", WAL_CHECKPOINT_BYTES)
+    """Checkpoint a SQLite WAL holding ``WAL_CHECKPOINT_BYTES`` or more (whether one ran).
+    Blocking; the runtime calls it from a thread of its own every ``CHECKPOINT_INTERVAL_S``, so
+    that the pages ingest and delivery commit are copied into the database beside them, not by the
+    commit that happens to fill the WAL (which then stalled for 50-110 ms).
 
-
-def is_sqlite_file(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite" and bool(engine.url.database) and engine.url.database != ":memory:"
-
-
-def _checkpoint(engine: Engine, mode: str, at_least_bytes: int) -> bool:
+    PASSIVE waits for nobody: writers go on appending, and frames a reader still needs are left for
+    the next time. But readers overlap writers (``reading``), so the WAL may never find a moment to
+    start over: past ``WAL_TRUNCATE_BYTES`` the checkpoint waits for them (TRUNCATE, up to the busy
+    timeout) and empties the file, else every page read would search a longer WAL index."""
     if not is_sqlite_file(engine):
         return False
     try:
         size = os.path.getsize(f"{engine.url.database}-wal")
     except OSError:
         return False
-    if size < at_least_bytes:
+    if size < WAL_CHECKPOINT_BYTES:
         return False
     raw = _READERS.get(engine, engine).raw_connection()  # not the writers' connection: they go on
     try:
         cursor = raw.cursor()
-        cursor.execute(f"PRAGMA wal_checkpoint({mode})")
+        cursor.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if size >= WAL_TRUNCATE_BYTES else 'PASSIVE'})")
         cursor.close()
     except sqlite3.Error:  # best effort: the data is committed either way
         return False
     finally:
         raw.close()
     return True
+
+
+def is_sqlite_file(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite" and bool(engine.url.database) and engine.url.database != ":memory:"
 
 
 def init_schema(engine: Engine) -> None:
