@@ -42,6 +42,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # tests.pg and tests.redis_keys, for --pg and --redis-outbox
     sys.path.insert(0, str(ROOT))
+from tests.pg import SERVER as PG_URL  # noqa: E402
+from tests.pg import execute, schema_url  # noqa: E402
+from tests.redis_keys import REDIS_URL, drop_keys  # noqa: E402
+
 SAMPLE = ROOT / "config" / "samples" / "batch-files" / "113301220025023382_XZCF_20250612_001.csv"
 PROVIDER = "113301220025023382"
 
@@ -151,10 +155,6 @@ async def delivery_instance(work: Path, config: dict[str, Any]) -> asyncio.subpr
                                                 env={k: v for k, v in os.environ.items() if not k.startswith("SGW_")})
 
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
 def production_stores(config: dict[str, Any], tag: str, *, pg: bool, redis_outbox: bool) -> str:
     """``config`` with the gateway's store and the data centre on the local PostgreSQL (schemas
     ``<tag>_store`` / ``<tag>_dc``) and/or the outbox on the local Redis (prefix ``<tag>``);
@@ -163,25 +163,19 @@ def production_stores(config: dict[str, Any], tag: str, *, pg: bool, redis_outbo
         config["stores"].update(redis_url=REDIS_URL, redis_prefix=tag)
     if not pg:
         return str(config["adapters"][0]["options"]["url"])
-    from tests.pg import execute
-
     execute(f'CREATE SCHEMA "{tag}_store"')
-    config["stores"]["database_url"] = f"{PG_URL}?options=-csearch_path%3D{tag}_store"
+    config["stores"]["database_url"] = schema_url(f"{tag}_store")
     config["adapters"][0]["options"] = {"url": PG_URL, "db_schema": f"{tag}_dc", "create_tables": True}
-    return f"{PG_URL}?options=-csearch_path%3D{tag}_dc"
+    return schema_url(f"{tag}_dc")
 
 
 def drop_production_stores(tag: str) -> None:
-    from tests.pg import execute
-    from tests.redis_keys import drop_keys
-
     execute(f'DROP SCHEMA IF EXISTS "{tag}_store" CASCADE; DROP SCHEMA IF EXISTS "{tag}_dc" CASCADE')
     drop_keys(f"{tag}*")
 
 
 async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_processes: int = 0, *,
                     pg: bool = False, redis_outbox: bool = False) -> dict[str, Any]:
-
     from gateway.gc_tuning import tune_for_throughput
     from gateway.runtime import Runtime
     from gateway.settings import Settings, with_roles

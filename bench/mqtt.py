@@ -58,6 +58,7 @@ from tests.conftest import free_port  # noqa: E402
 from tests.integration.test_mqtt_ingest import gateway_config, mqtt_options  # noqa: E402
 from tests.peers import mqtt_devices as sim  # noqa: E402
 from tests.pg import execute as pg_execute  # noqa: E402
+from tests.pg import schema_url  # noqa: E402
 from tests.redis_keys import drop_keys  # noqa: E402
 
 MAX_RATE_COUNT = 30_000
@@ -172,7 +173,7 @@ async def whole_gateway(tmp: Path, port: int, redis_outbox: bool, pg_data_centre
     store_schema = f"bench_mqtt_store_{tag}"
     if pg_store:  # the gateway's own store on PostgreSQL, in a schema of its own
         pg_execute(f'CREATE SCHEMA "{store_schema}"')
-        config["stores"]["database_url"] = f"{PG_URL}?options=-csearch_path%3D{store_schema}"
+        config["stores"]["database_url"] = schema_url(store_schema)
     if pg_data_centre:
         config["adapters"][0]["options"] = {"url": PG_URL, "db_schema": schema, "create_tables": True}
     try:
