@@ -21,6 +21,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from connectors.codecs import encode_hj212
+from tests.peers.mqtt_load import QosOnePublisher
 
 SHANGHAI = timezone(timedelta(hours=8))
 # 2025-01-01T00:00:00+08:00: observation times count up from here, one second per message.
@@ -149,20 +150,13 @@ def publish_stream(port: int, prefix: str, start: int, count: int, rate_per_s: f
                    max_inflight: int = 1000) -> list[float]:
     """Publish ``telemetry_stream(prefix, count, start=start)`` from a fresh client (made to run in
     a process of its own, so the simulator does not share the gateway's GIL); returns when every
-    PUBACK is in, with each message's send time (epoch s) in order."""
-    sent_at: list[float] = []
-
-    def stream() -> Iterator[tuple[str, bytes]]:
-        for topic, payload in telemetry_stream(prefix, count, start=start):
-            sent_at.append(time.time())
-            yield topic, payload
-
-    device = Publisher(f"sim-{uuid.uuid4().hex[:8]}", port=port, max_inflight=max_inflight)
+    PUBACK is in, with each message's send time (epoch s) in order. The lean publisher of
+    ``mqtt_load``, not paho: the load it generates should not cost what the gateway does."""
+    device = QosOnePublisher(f"sim-{uuid.uuid4().hex[:8]}", port=port, max_inflight=max_inflight)
     try:
-        device.publish_at_rate(stream(), rate_per_s)
+        return device.publish(telemetry_stream(prefix, count, start=start), rate_per_s)
     finally:
         device.close()
-    return sent_at
 
 
 def source_record_id(n: int, hj212_every: int = 0) -> str:
