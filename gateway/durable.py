@@ -28,15 +28,15 @@ from adapters.base import DeliveryResult
 from gateway.envelope import Envelope
 from gateway.errors import StoreUnavailable
 from gateway.ingest import RecordOutcome
-from gateway.stores.bulk import BulkValues
+from gateway.stores.bulk import BulkValues, insert_row_id
 from gateway.stores.db import translate_errors
-from gateway.stores.journeys import QUEUED, JourneyLog, insert_journey_values
+from gateway.stores.journeys import JOURNEY_COLUMNS, QUEUED, JourneyLog, insert_journey_values
 from gateway.stores.outbox import DEFAULT_LEASE_S, Outbox, OutboxItem, Settlement
 from gateway.stores.records import AcceptedRecords
 from gateway.stores.redis_outbox import RedisOutbox
 from gateway.stores.rejections import RejectedRow, RejectionsLedger, WorkingDays
 from gateway.stores.schema import journeys, outbox, rejections
-from gateway.stores.sql_outbox import SqlOutbox
+from gateway.stores.sql_outbox import SqlOutbox, outbox_adapters
 from gateway.stores.writer import IngestWriter
 
 log = logging.getLogger(__name__)
@@ -126,21 +126,32 @@ class SqlGatewayStore:
         The steps are encoded here, as ``insert_journey_values`` takes them: a batch's thousand
         ``JourneyRow`` objects cost more than the rest of the settling done in Python. A batch's
         results mostly share their detail (a receipt per table or per POST, the first attempt):
-        each detail is encoded once (``_Details``)."""
+        each detail is encoded once (``_Details``).
+
+        On the SQL outbox the delivered items of one detail share one "delivered" step (record_id
+        NULL) that their rows point to (``outbox.step_id``; ``JourneyLog`` reads it as each record's
+        own): a row per record cost an entry at a random place of ix_journeys_record, the largest part
+        of settling once the store outgrew the page cache. On Redis there is no SQL row to point
+        from, so each record keeps its own step there."""
         values = BulkValues(self._engine.dialect.name, None)
         at = values.ts(now)
         details = _Details(values)
         steps: list[tuple[Any, ...]] = []
         settlement = Settlement()
-        done = settlement.done
+        on_sql = self.outbox is self.sql_outbox
+        delivered: dict[str | bytes, list[Any]] = {}  # detail -> items delivered with it (SQL outbox)
         for item, result in zip(items, results, strict=True):
             status = result.status
+            detail = details.of(result, item.attempts)
             if status == "delivered":
-                done.append(item.id)
+                if on_sql:
+                    delivered.setdefault(detail, []).append(item.id)
+                    continue
+                settlement.done.append(item.id)
                 event = "delivered"
             elif status == "rejected":
                 # The target says the data is wrong: the providing department's to fix, not ops'.
-                done.append(item.id)
+                settlement.done.append(item.id)
                 self._target_rejection(item, RejectedRow(
                     kind=item.kind, connector=str(item.payload.get("connector", "")), rejected_at=now,
                     errors=[{"code": result.code or "TARGET_REJECTED", "field": _target_field(result),
@@ -157,13 +168,16 @@ class SqlGatewayStore:
                 settlement.bury(item.id, result.message or "failed")
                 event = "dead"
             # JOURNEY_COLUMNS
-            steps.append((item.record_id, None, event, adapter, details.of(result, item.attempts), at))
-        on_sql = self.outbox is self.sql_outbox
+            steps.append((item.record_id, None, event, adapter, detail, at))
         if not on_sql:  # Redis: its changes first, then the steps
             settlement.apply(self.outbox)
         with translate_errors("settling deliveries"), self._engine.begin() as conn:
             if on_sql:
                 self.sql_outbox.settle(conn, settlement)
+                for detail, ids in delivered.items():
+                    shared = insert_row_id(conn, journeys, JOURNEY_COLUMNS, (None, None, "delivered", adapter,
+                                                                             detail, at))
+                    self.sql_outbox.delivered(conn, ids, shared, now)
             insert_journey_values(conn, steps)
 
     def _target_rejection(self, item: Any, row: RejectedRow) -> None:
@@ -177,7 +191,7 @@ class SqlGatewayStore:
     def depth(self) -> int:
         """Undelivered outbox items of every adapter (pending, scheduled, in flight)."""
         with self._engine.connect() as conn:
-            adapters = [a for (a,) in conn.execute(select(outbox.c.adapter).distinct())]
+            adapters = outbox_adapters(conn)
         if self._redis is not None:
             unrelayed = len(self.sql_outbox.pending_rows(1))
             return unrelayed + sum(self.outbox.depth(a) for a in self._redis.adapters())

@@ -98,6 +98,12 @@ def insert_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: 
         conn.exec_driver_sql(_insert_sql(conn.dialect.name, table, columns, on_conflict), list(rows))
 
 
+def insert_row_id(conn: Connection, table: Table, columns: tuple[str, ...], row: tuple[Any, ...]) -> int:
+    """``INSERT`` one prebuilt row (encoded as for ``insert_rows``); returns its generated ``id``."""
+    sql = _insert_sql(conn.dialect.name, table, columns, None) + " RETURNING id"
+    return int(conn.exec_driver_sql(sql, row).scalar_one())
+
+
 def marks(dialect: str, count: int) -> str:
     """``count`` positional placeholders in the driver's own style (sqlite3: ``?``, psycopg: ``%s``)."""
     mark = "?" if dialect == "sqlite" else "%s"

@@ -6,20 +6,25 @@ Ingest stores an accepted record's "queued" steps inside its "accepted" step (``
 adapters, in order): one row per record instead of one more per adapter, whose insert and index
 entries cost a tenth of the ingest write with one adapter. Every read unfolds them into the
 "queued" steps they stand for, as if written one by one (same time, envelope and order; no detail).
+
+Delivery on the SQL outbox writes one "delivered" step per batch and receipt (record_id NULL),
+which the delivered outbox rows point to (``outbox.step_id``); reads give it to each of those
+records as its own (``delivered_steps``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, RowMapping, select
+from sqlalchemy import Connection, Engine, RowMapping, select, tuple_
 
 from gateway.stores.bulk import BulkValues, insert_rows
 from gateway.stores.db import translate_errors
-from gateway.stores.schema import journeys
+from gateway.stores.schema import journeys, outbox
+from gateway.stores.sql_outbox import outbox_adapters
 
 QUEUED = "queued"
 """Key of an "accepted" step's detail: the adapters the record was queued for, in order."""
@@ -90,6 +95,24 @@ def insert_journey_values(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> 
     insert_rows(conn, journeys, JOURNEY_COLUMNS, rows)
 
 
+def delivered_steps(conn: Connection, record_ids: Collection[str]) -> list[tuple[str, JourneyEntry]]:
+    """(record id, step) for every shared "delivered" step (``outbox.step_id``) of the given
+    records, looked up on each adapter of the outbox (its (adapter, record_id) index; one on
+    record_id alone would cost every ingest one more entry)."""
+    if not record_ids:
+        return []
+    pairs = [(adapter, record_id) for adapter in outbox_adapters(conn) for record_id in record_ids]
+    if not pairs:
+        return []
+    o, j = outbox.c, journeys.c
+    stmt = (select(o.record_id, j.id, j.event, j.target, j.detail, j.at)
+            .join_from(outbox, journeys, j.id == o.step_id)
+            .where(tuple_(o.adapter, o.record_id).in_(pairs)))
+    return [(row.record_id, JourneyEntry(id=row.id, record_id=row.record_id, envelope_id=None, event=row.event,
+                                         target=row.target, detail=row.detail, at=row.at))
+            for row in conn.execute(stmt)]
+
+
 class JourneyLog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -106,8 +129,12 @@ class JourneyLog:
             insert_journeys(conn, rows)
 
     def for_record(self, record_id: str) -> list[JourneyEntry]:
-        """The record's steps in the order they happened."""
-        return self._query(journeys.c.record_id == record_id)
+        """The record's steps in the order they happened, its shared "delivered" steps among them."""
+        stmt = select(journeys).where(journeys.c.record_id == record_id)
+        with translate_errors("reading journeys"), self._engine.connect() as conn:
+            own = [step for r in conn.execute(stmt).mappings() for step in JourneyEntry.from_row(r).unfolded()]
+            shared = [step for _record, step in delivered_steps(conn, [record_id])]
+        return sorted(own + shared, key=lambda s: (s.at, s.id))
 
     def for_envelope(self, envelope_id: str) -> list[JourneyEntry]:
         return self._query(journeys.c.envelope_id == envelope_id)

@@ -162,6 +162,9 @@ outbox = Table(
     Column("state", String(16), nullable=False, server_default="pending"),
     Column("last_error", Text),
     Column("updated_at", UtcDateTime()),
+    Column("step_id", id_type(), doc=(
+        "the journey step that delivered it: one step per delivered batch and receipt, shared by its "
+        "items (record_id NULL); the item's record reads it as its own 'delivered' step")),
     UniqueConstraint("adapter", "record_id", name="uq_outbox_adapter_record"),
     CheckConstraint(_in("state", OUTBOX_STATES), name="state"),
 )

@@ -30,6 +30,15 @@ from gateway.stores.outbox import (
 from gateway.stores.schema import accepted_records, outbox
 
 
+def outbox_adapters(conn: Connection) -> list[str]:
+    """The adapters with items in the outbox, one index probe each (a recursive "loose index scan"
+    of ix_outbox_claim): ``SELECT DISTINCT adapter`` reads every item on SQLite and PostgreSQL alike."""
+    sql = (f"WITH RECURSIVE a(adapter) AS (SELECT MIN(adapter) FROM {outbox.name}"  # noqa: S608  # our own table
+           f" UNION ALL SELECT (SELECT MIN(adapter) FROM {outbox.name} WHERE adapter > a.adapter)"
+           " FROM a WHERE a.adapter IS NOT NULL) SELECT adapter FROM a WHERE adapter IS NOT NULL")
+    return [str(adapter) for (adapter,) in conn.exec_driver_sql(sql)]
+
+
 def _payload_sql(dialect: str) -> str:
     """The payload column in plain SQL: SQLite hands the JSON text over as UTF-8 bytes, which
     orjson reads without a str in between."""
@@ -180,6 +189,11 @@ class SqlOutbox:
         for error, ids in settlement.dead.items():
             _update_items(conn, ids, {"state": "dead", "last_error": error, "updated_at": now})
         _update_items(conn, settlement.done, {"state": "done", "last_error": None, "updated_at": now})
+
+    def delivered(self, conn: Connection, ids: Sequence[ItemId], step_id: int, now: datetime) -> None:
+        """Items delivered with the journey step ``step_id`` (their records' shared "delivered"
+        step), in the caller's transaction."""
+        _update_items(conn, ids, {"state": "done", "last_error": None, "updated_at": now, "step_id": step_id})
 
     def complete(self, ids: Sequence[ItemId]) -> None:
         self._set(ids, "marking records delivered", state="done", last_error=None)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from gateway.stores.db import translate_errors
-from gateway.stores.journeys import queued_targets
+from gateway.stores.journeys import delivered_steps, queued_targets
 from gateway.stores.schema import accepted_records, journeys, rejections
 
 DELIVERY_EVENTS = ("queued", "retried", "delivered", "remote_rejected", "dead", "redriven", "discarded")
@@ -85,6 +85,8 @@ class Submissions:
                 out.setdefault(record_id, {})[queued] = "queued"
             if target is not None and event != "accepted":
                 out.setdefault(record_id, {})[target] = event
+        for record_id, step in delivered_steps(conn, record_ids):  # delivered is final: after any retry
+            out.setdefault(record_id, {})[str(step.target)] = step.event
         return out
 
     def owner_of(self, record_id: str) -> str | None:

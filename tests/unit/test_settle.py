@@ -19,7 +19,8 @@ from gateway.errors import StoreUnavailable
 from gateway.stores.db import create_engine_for, init_schema
 from gateway.stores.keys import key_hash
 from gateway.stores.outbox import DeadLetterFilter, OutboxItem, OutboxRow
-from gateway.stores.schema import journeys
+from gateway.stores.schema import journeys, outbox
+from gateway.stores.sql_outbox import outbox_adapters
 from mapping.calendar import WorkingCalendar
 from tests.pg import gateway_engine
 
@@ -125,6 +126,20 @@ def test_a_batch_larger_than_one_statement_is_claimed_and_settled_whole(store: S
     assert [i.record_id for i in items] == record_ids
     store.settle("t", items, [DeliveryResult(i.record_id, "delivered") for i in items], now, lambda _i, _r: now)
     assert store.outbox.depth("t") == 0
+    with engine.connect() as conn:  # one step for the batch's receipt, which every item points to
+        (shared,) = conn.execute(select(journeys.c.id).where(journeys.c.event == "delivered")).scalars()
+        assert conn.execute(select(func.count()).select_from(outbox)
+                            .where(outbox.c.step_id == shared)).scalar_one() == 1200
+    for record_id in (record_ids[0], record_ids[-1]):
+        assert steps(store, record_id) == [("delivered", "t", {"code": None, "message": None, "receipt": None,
+                                                               "attempt": 1})]
+
+
+def test_the_outbox_lists_its_adapters_by_index_probes(store: SqlGatewayStore, engine: Engine) -> None:
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(journeys)
-                            .where(journeys.c.event == "delivered")).scalar_one() == 1200
+        assert outbox_adapters(conn) == []
+    store.outbox.put_many([OutboxRow(adapter=adapter, record_id=f"r-{adapter}-{n}", kind="penalty",
+                                     enqueued_at=ENQUEUED, payload={"n": n})
+                           for adapter in ("national", "credit", "data-centre") for n in range(3)])
+    with engine.connect() as conn:
+        assert outbox_adapters(conn) == ["credit", "data-centre", "national"]
