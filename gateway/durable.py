@@ -35,9 +35,9 @@ from gateway.stores.outbox import DEFAULT_LEASE_S, Outbox, OutboxItem, Settlemen
 from gateway.stores.records import AcceptedRecords
 from gateway.stores.redis_outbox import RedisOutbox
 from gateway.stores.rejections import RejectedRow, RejectionsLedger, WorkingDays
-from gateway.stores.schema import journeys, outbox, rejections
+from gateway.stores.schema import accepted_records, journeys, outbox, rejections
 from gateway.stores.sql_outbox import SqlOutbox, outbox_adapters
-from gateway.stores.writer import IngestWriter
+from gateway.stores.writer import AcceptedStep, IngestWriter
 
 log = logging.getLogger(__name__)
 RELAY_BATCH = 1000
@@ -73,7 +73,7 @@ class SqlGatewayStore:
         variant = envelope.meta.get("variant")  # kept with a rejection: its resubmission is mapped alike
         for o in outcomes:
             source_record_id = o.record.get("source_record_id")
-            detail: dict[str, Any] = {"location": o.location, "errors": [e.code for e in o.errors]}
+            adapters: list[str] = []
             if o.status == "rejected":
                 batch.reject(RejectedRow(kind=o.kind, connector=connector, rejected_at=now,
                                          errors=o.errors, warnings=o.warnings, business_key=o.business_key,
@@ -81,16 +81,22 @@ class SqlGatewayStore:
                                          record_id=o.record_id, raw_payload=o.source, location=o.location,
                                          variant=variant if isinstance(variant, str) else None))
             elif o.status == "accepted" and o.record_id is not None:
+                known = routed.get(o.kind)
+                adapters = routed[o.kind] = list(routes(o.kind)) if known is None else known
+                # Its "accepted" step (with the "queued" ones, journeys.QUEUED) goes in its accepted_records
+                # row; one with error findings (none: they reject it) would keep a row of its own naming them.
+                step = None if o.errors else AcceptedStep(envelope_id, o.location, adapters)
                 key_hash = batch.accept(o.record_id, o.kind, o.business_key, o.record, connector=connector,
-                                        accepted_at=now, department=department, source_record_id=source_record_id)
-                adapters = routed.get(o.kind)
-                if adapters is None:
-                    adapters = routed[o.kind] = list(routes(o.kind))
+                                        accepted_at=now, department=department, source_record_id=source_record_id,
+                                        step=step)
                 for adapter in adapters:
                     batch.queue(adapter, o.record_id, o.kind, o.record, envelope.received_at,
                                 department=department, business_key_hash=key_hash)
-                if adapters:  # its "queued" steps, stored inside this one (journeys.QUEUED)
-                    detail[QUEUED] = adapters
+                if step is not None:
+                    continue
+            detail: dict[str, Any] = {"location": o.location, "errors": [e.code for e in o.errors]}
+            if adapters:
+                detail[QUEUED] = adapters
             batch.step(o.record_id, o.status, now, envelope_id=envelope_id, detail=detail)
         self._writer.write_batch(batch)
         if self._redis is not None and batch.outbox:
@@ -214,11 +220,15 @@ class SqlGatewayStore:
                 outbox.c.state == "pending", outbox.c.next_attempt_at <= datetime.now(UTC))).scalar_one())
 
     def totals(self) -> dict[str, int]:
+        """Ingest outcomes so far, from their journey steps (an "accepted" one may be kept in its record's row)."""
         with self._engine.connect() as conn:
             rows = conn.execute(select(journeys.c.event, func.count()).where(
                 journeys.c.event.in_(("accepted", "rejected", "duplicate"))).group_by(journeys.c.event)).all()
+            kept = conn.execute(select(func.count()).select_from(accepted_records).where(
+                accepted_records.c.envelope_id.is_not(None))).scalar_one()
         counts = {"accepted": 0, "rejected": 0, "duplicate": 0}
         counts.update({str(event): int(n) for event, n in rows})
+        counts["accepted"] += int(kept)
         return counts
 
     def recent_rejections(self, limit: int) -> list[dict[str, Any]]:

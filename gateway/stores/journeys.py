@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, RowMapping, select, tuple_
 
 from gateway.stores.bulk import BulkValues, insert_rows
 from gateway.stores.db import translate_errors
-from gateway.stores.schema import journeys, outbox
+from gateway.stores.schema import accepted_records, journeys, outbox
 from gateway.stores.sql_outbox import outbox_adapters
 
 QUEUED = "queued"
@@ -95,6 +95,22 @@ def insert_journey_values(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> 
     insert_rows(conn, journeys, JOURNEY_COLUMNS, rows)
 
 
+def accepted_steps(conn: Connection, condition: Any) -> list[JourneyEntry]:
+    """The "accepted" steps kept in accepted_records rows (``condition`` on that table: a record, an
+    envelope), unfolded; ``id`` 0: they have none of their own."""
+    a = accepted_records.c
+    stmt = select(a.record_id, a.envelope_id, a.location, a.queued, a.accepted_at).where(
+        condition, a.envelope_id.is_not(None))
+    out: list[JourneyEntry] = []
+    for row in conn.execute(stmt):
+        detail: dict[str, Any] = {"location": row.location, "errors": []}
+        if row.queued:
+            detail[QUEUED] = row.queued
+        out += JourneyEntry(id=0, record_id=row.record_id, envelope_id=row.envelope_id, event="accepted",
+                            target=None, detail=detail, at=row.accepted_at).unfolded()
+    return out
+
+
 def delivered_steps(conn: Connection, record_ids: Collection[str]) -> list[tuple[str, JourneyEntry]]:
     """(record id, step) for every shared "delivered" step (``outbox.step_id``) of the given
     records, looked up on each adapter of the outbox (its (adapter, record_id) index; one on
@@ -129,17 +145,26 @@ class JourneyLog:
             insert_journeys(conn, rows)
 
     def for_record(self, record_id: str) -> list[JourneyEntry]:
-        """The record's steps in the order they happened, its shared "delivered" steps among them."""
-        stmt = select(journeys).where(journeys.c.record_id == record_id)
+        """The record's steps in the order they happened, with those kept elsewhere (its "accepted"
+        step in its accepted_records row, shared "delivered" steps)."""
         with translate_errors("reading journeys"), self._engine.connect() as conn:
-            own = [step for r in conn.execute(stmt).mappings() for step in JourneyEntry.from_row(r).unfolded()]
-            shared = [step for _record, step in delivered_steps(conn, [record_id])]
-        return sorted(own + shared, key=lambda s: (s.at, s.id))
+            return _in_order(self._rows(conn, journeys.c.record_id == record_id)
+                             + accepted_steps(conn, accepted_records.c.record_id == record_id)
+                             + [step for _record, step in delivered_steps(conn, [record_id])])
 
     def for_envelope(self, envelope_id: str) -> list[JourneyEntry]:
-        return self._query(journeys.c.envelope_id == envelope_id)
-
-    def _query(self, condition: Any) -> list[JourneyEntry]:
-        stmt = select(journeys).where(condition).order_by(journeys.c.at, journeys.c.id)
+        """The envelope's steps (its own and its records' ingest steps) in the order they happened."""
         with translate_errors("reading journeys"), self._engine.connect() as conn:
-            return [step for r in conn.execute(stmt).mappings() for step in JourneyEntry.from_row(r).unfolded()]
+            return _in_order(self._rows(conn, journeys.c.envelope_id == envelope_id)
+                             + accepted_steps(conn, accepted_records.c.envelope_id == envelope_id))
+
+    @staticmethod
+    def _rows(conn: Connection, condition: Any) -> list[JourneyEntry]:
+        stmt = select(journeys).where(condition)
+        return [step for r in conn.execute(stmt).mappings() for step in JourneyEntry.from_row(r).unfolded()]
+
+
+def _in_order(steps: list[JourneyEntry]) -> list[JourneyEntry]:
+    """By time; at one moment, journeys rows in the order written and steps kept elsewhere (id 0)
+    first (a stable sort keeps a step's unfolded "queued" ones after it)."""
+    return sorted(steps, key=lambda s: (s.at, s.id))

@@ -51,7 +51,7 @@ def insert_ignoring_conflicts(conn: Connection, table: Any, index_elements: Sequ
 
 
 ACCEPTED_COLUMNS = ("record_id", "kind", "business_key_hash", "business_key", "operation", "source_record_id",
-                    "department", "connector", "record", "accepted_at")
+                    "department", "connector", "record", "accepted_at", "envelope_id", "location", "queued")
 
 
 def insert_accepted(conn: Connection, rows: Sequence[AcceptedRow], secret: bytes | None,
@@ -62,7 +62,7 @@ def insert_accepted(conn: Connection, rows: Sequence[AcceptedRow], secret: bytes
     insert_accepted_values(conn, [
         (r.record_id, r.kind, v.key_hash(r.kind, r.business_key), plain_key(r.kind, r.business_key),
          str(r.record.get("operation", "i")), r.source_record_id, r.department, r.connector, v.json(r.record),
-         v.ts(r.accepted_at))
+         v.ts(r.accepted_at), None, None, None)
         for r in rows
     ])
 

@@ -142,9 +142,19 @@ accepted_records = Table(
     Column("connector", String(64), nullable=False),
     Column("record", json_type(), nullable=False),
     Column("accepted_at", UtcDateTime(), nullable=False),
+    # The record's "accepted" journey step, when it is kept here (``journeys.accepted_steps``)
+    # instead of in a journeys row of its own: NULL for records accepted with warnings, and before 0006.
+    Column("envelope_id", String(64), doc="the envelope that brought it"),
+    Column("location", Text, doc="where in that envelope (row, JSON path, message)"),
+    Column("queued", json_type(), doc="the adapters it was queued for, in order"),
     Index("ix_accepted_records_key", "kind", "business_key_hash", "accepted_at"),
     Index("ix_accepted_records_department", "department", "accepted_at"),  # quality: a period's records
 )
+# Partial, like ix_journeys_envelope: an envelope's steps. One key per ingest write, so its entries
+# go to one place of the index per write, not one random place per record.
+_STEP_HERE = accepted_records.c.envelope_id.is_not(None)
+Index("ix_accepted_records_envelope", accepted_records.c.envelope_id, sqlite_where=_STEP_HERE,
+      postgresql_where=_STEP_HERE)
 
 outbox = Table(
     "outbox",

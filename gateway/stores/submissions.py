@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from gateway.stores.db import translate_errors
-from gateway.stores.journeys import delivered_steps, queued_targets
+from gateway.stores.journeys import accepted_steps, delivered_steps, queued_targets
 from gateway.stores.schema import accepted_records, journeys, rejections
 
 DELIVERY_EVENTS = ("queued", "retried", "delivered", "remote_rejected", "dead", "redriven", "discarded")
@@ -80,6 +80,9 @@ class Submissions:
         stmt = (select(j.record_id, j.target, j.event, j.detail).where(
             j.record_id.in_(list(record_ids)), j.event.in_((*DELIVERY_EVENTS, "accepted"))).order_by(j.at, j.id))
         out: dict[str, dict[str, str]] = {}
+        for step in accepted_steps(conn, accepted_records.c.record_id.in_(list(record_ids))):
+            if step.event == "queued":  # ingest's steps come first
+                out.setdefault(str(step.record_id), {})[str(step.target)] = "queued"
         for record_id, target, event, detail in conn.execute(stmt):
             for queued in queued_targets(event, detail):
                 out.setdefault(record_id, {})[queued] = "queued"

@@ -20,6 +20,7 @@ doubled the bytes of every write, and of every claim and settle that rewrites th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,17 @@ from gateway.stores.keys import BusinessKey, plain_key
 from gateway.stores.outbox import OutboxRow, insert_outbox_values
 from gateway.stores.records import AcceptedRow, insert_accepted_values
 from gateway.stores.rejections import RejectedRow, WorkingDays, insert_rejections, resolve_hashes
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedStep:
+    """A record's "accepted" journey step, kept in its accepted_records row: the envelope, where in
+    it, and the adapters it was queued for (a list shared by the batch's records of one kind: it is
+    serialised once)."""
+
+    envelope_id: str
+    location: str | None
+    queued: list[str]
 
 
 class IngestBatch:
@@ -58,13 +70,15 @@ class IngestBatch:
 
     def accept(self, record_id: str, kind: str, business_key: BusinessKey, record: Mapping[str, Any], *,
                connector: str, accepted_at: datetime, department: str | None = None,
-               source_record_id: str | None = None) -> str:
-        """An accepted record; returns its business key hash (for ``queue``)."""
+               source_record_id: str | None = None, step: AcceptedStep | None = None) -> str:
+        """An accepted record; returns its business key hash (for ``queue``). With ``step``, the
+        row is also the record's "accepted" journey step (``journeys.accepted_steps``)."""
         v = self.values
         digest = v.key_hash(kind, business_key)
+        here = (None, None, None) if step is None else (step.envelope_id, step.location, v.json(step.queued))
         self.accepted.append((record_id, kind, digest, plain_key(kind, business_key),
                               str(record.get("operation", "i")), source_record_id, department, connector,
-                              v.json_once(record), v.ts(accepted_at)))
+                              v.json_once(record), v.ts(accepted_at), *here))
         self.resolutions[(kind, digest)] = (record_id, accepted_at)
         self._records[record_id] = record
         return digest

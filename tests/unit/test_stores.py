@@ -418,14 +418,14 @@ def test_the_store_writes_every_step_of_an_envelope_in_order(engine: Engine) -> 
                 outcome("accepted", "r-d", ("D", "1"), "row 4")]
     store.write(envelope, outcomes, lambda kind: ("data_centre", "national"))
     steps = [(s.record_id, s.event, s.target, s.detail) for s in store.journeys.for_envelope("env-7")]
-    assert steps == [
+    assert steps == [  # at one moment, the steps kept in the records' rows before the journeys rows
         (None, "received", None, {"connector": "batch-xihu", "records": 4}),
         ("r-a", "accepted", None, {"location": "row 1", "errors": []}),
         ("r-a", "queued", "data_centre", None), ("r-a", "queued", "national", None),
-        ("r-b", "rejected", None, {"location": "row 2", "errors": ["REQUIRED"]}),
-        ("r-c", "duplicate", None, {"location": "row 3", "errors": []}),
         ("r-d", "accepted", None, {"location": "row 4", "errors": []}),
-        ("r-d", "queued", "data_centre", None), ("r-d", "queued", "national", None)]
+        ("r-d", "queued", "data_centre", None), ("r-d", "queued", "national", None),
+        ("r-b", "rejected", None, {"location": "row 2", "errors": ["REQUIRED"]}),
+        ("r-c", "duplicate", None, {"location": "row 3", "errors": []})]
     for adapter in ("data_centre", "national"):
         items = store.claim(adapter, 10, T0 + timedelta(seconds=1))
         assert [(i.record_id, i.payload["source_record_id"], i.enqueued_at, i.department,
@@ -440,8 +440,9 @@ def test_the_store_writes_every_step_of_an_envelope_in_order(engine: Engine) -> 
 
 
 def test_queued_steps_stored_with_the_accepted_one_read_as_steps_of_their_own(engine: Engine) -> None:
-    """Ingest keeps an accepted record's "queued" steps in its "accepted" row; journeys and a
-    department's submissions read them as the separate rows written before (which still read the same)."""
+    """Ingest keeps an accepted record's "accepted" step, and the "queued" ones in it, in the record's
+    accepted_records row; journeys and a department's submissions read them as the journeys rows
+    written before (which still read the same)."""
     from gateway.durable import SqlGatewayStore
     from gateway.envelope import Envelope
     from gateway.ingest import RecordOutcome
@@ -454,7 +455,7 @@ def test_queued_steps_stored_with_the_accepted_one_read_as_steps_of_their_own(en
                 [RecordOutcome(status="accepted", index=0, kind="penalty", record=record, record_id="r-new",
                                business_key=("N", "1"), errors=(), warnings=(), location="row 1", source={})],
                 lambda kind: ("data_centre", "national"))
-    assert count(engine, journeys) == 2  # received, accepted (with its two queued steps)
+    assert count(engine, journeys) == 1  # received; the accepted step (and its two queued ones) is in the record's row
     at = store.journeys.for_record("r-new")[0].at
     store.journeys.append_many([  # as ingest wrote them before
         JourneyRow("r-old", "accepted", at, envelope_id="env-new", detail={"location": "row 1", "errors": []}),
