@@ -57,16 +57,15 @@ from gateway.settings import load_settings  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.integration.test_mqtt_ingest import gateway_config, mqtt_options  # noqa: E402
 from tests.peers import mqtt_devices as sim  # noqa: E402
+from tests.pg import SERVER as PG_URL  # noqa: E402
 from tests.pg import execute as pg_execute  # noqa: E402
 from tests.pg import schema_url  # noqa: E402
-from tests.redis_keys import drop_keys  # noqa: E402
+from tests.redis_keys import REDIS_URL, drop_keys  # noqa: E402
 
 MAX_RATE_COUNT = 30_000
 STEADY_RATE = 2_000.0
 STEADY_SECONDS = 10
 BROKER_INFLIGHT = 2_000
-REDIS_URL = "redis://127.0.0.1:6379/0"
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEVICE_PROCESSES = 2
 
 

@@ -33,6 +33,7 @@ from gateway.stores import (
     SqlBatchSequence,
     SqlOutbox,
     create_engine_for,
+    db,
     init_schema,
     key_hash,
     pii_key_kinds,
@@ -152,6 +153,26 @@ def test_a_wal_past_the_threshold_is_checkpointed_in_the_background_call(tmp_pat
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
     engine.dispose()
     assert not checkpoint_wal(create_engine_for("sqlite://"))
+
+
+def test_a_wal_past_the_truncate_threshold_is_emptied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PASSIVE leaves the WAL file its size (writers reuse it); past WAL_TRUNCATE_BYTES (lowered
+    here from 128 MB) the checkpoint empties it, so page reads do not search an ever longer WAL."""
+    engine = create_engine_for(f"sqlite:///{tmp_path}/store.db")
+    wal = tmp_path / "store.db-wal"
+    blob = b"x" * 3000
+    rows = [(blob,)] * (WAL_CHECKPOINT_BYTES // len(blob) + 10)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x BLOB)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (?)", rows)
+    assert checkpoint_wal(engine)
+    assert wal.stat().st_size >= WAL_CHECKPOINT_BYTES  # PASSIVE: copied, not emptied
+    monkeypatch.setattr(db, "WAL_TRUNCATE_BYTES", WAL_CHECKPOINT_BYTES)
+    assert checkpoint_wal(engine)
+    assert wal.stat().st_size == 0
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == len(rows)
+    engine.dispose()
 
 
 def test_unsupported_database_is_a_config_error() -> None:
