@@ -22,17 +22,9 @@ from connectors.mqtt.config import TopicRoute, compile_route
 from connectors.mqtt.devices import DeviceBook
 from connectors.mqtt.packets import Incoming, cut_short, read_publishes
 from connectors.mqtt.routing import TopicRouter
+from tests.peers.mqtt_load import remaining_length
 
 # -- packets as a broker sends them ----------------------------------------------------------------
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, byte = divmod(n, 128)
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def publish(topic: str | bytes, payload: bytes, *, mid: int = 1, qos: int = 1, retain: bool = False,
@@ -42,7 +34,7 @@ def publish(topic: str | bytes, payload: bytes, *, mid: int = 1, qos: int = 1, r
     body = struct.pack("!H", len(name)) + name + (struct.pack("!H", mid) if qos else b"")
     body += (properties if properties is not None else b"") + payload
     header = 0x30 | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0)
-    return bytes([header]) + varint(len(body)) + body
+    return bytes([header]) + remaining_length(len(body)) + body
 
 
 def publish_properties() -> bytes:
@@ -173,7 +165,7 @@ def test_a_packet_cut_short_waits_for_the_rest() -> None:
         assert cut_short(packet[:cut], 0, READ_CHUNK_BYTES), cut
     assert not cut_short(packet, 0, READ_CHUNK_BYTES)
     assert not cut_short(b"\x32\x80\x80\x80\x80\x01", 0, READ_CHUNK_BYTES)  # malformed: paho's to refuse
-    huge = b"\x32" + varint(READ_CHUNK_BYTES + 10) + b"\x00\x01a"
+    huge = b"\x32" + remaining_length(READ_CHUNK_BYTES + 10) + b"\x00\x01a"
     assert not cut_short(huge, 0, READ_CHUNK_BYTES)  # larger than a chunk: paho reads it on
 
 
