@@ -128,9 +128,8 @@ class AcceptedRecords:
                 known.update(row[0] for row in conn.exec_driver_sql(sql, tuple(chunk)))
             for kind, digests in by_kind.items():
                 for chunk in _chunks(digests):
-                    sql = (f"SELECT business_key_hash, operation FROM {t.name} WHERE kind = {marks(dialect, 1)}"  # noqa: S608
-                           f" AND business_key_hash IN ({marks(dialect, len(chunk))}) ORDER BY accepted_at, record_id")
-                    for key_digest, operation in conn.exec_driver_sql(sql, (kind, *chunk)):  # the latest last
+                    sql, params = _latest_operations_sql(dialect, kind, chunk)
+                    for key_digest, operation in conn.exec_driver_sql(sql, params):  # the latest last
                         wanted = hashed.get(key_digest)
                         if wanted is not None and wanted[0] == kind:
                             latest[wanted] = (operation, None)
@@ -146,6 +145,25 @@ class AcceptedRecords:
 
 
 IN_CHUNK = 500  # bound parameters per IN (...) list; SQLite allows 32,766, PostgreSQL 65,535
+
+
+def _latest_operations_sql(dialect: str, kind: str, digests: list[str]) -> tuple[str, tuple[Any, ...]]:
+    """(business_key_hash, operation) of every accepted version of these keys of ``kind``, oldest first.
+
+    On PostgreSQL one probe of ix_accepted_records_key per key, whatever the statistics: on a table
+    not analysed yet (a new deployment, a bulk load ahead of autovacuum) the planner read
+    ``kind = ? AND business_key_hash IN (...)`` as a scan of every record of the kind, filtered
+    (11.7 ms for 140 keys among 30,000 records, growing with the table; 0.8 ms as probes). The
+    LATERAL subquery's ``OFFSET 0`` keeps it from being flattened into that scan and a hash join.
+    One array parameter also keeps the statement text the same, so psycopg can prepare it."""
+    t = accepted_records.name
+    if dialect == "postgresql":
+        return (f"SELECT a.business_key_hash, a.operation FROM unnest(%s::varchar[]) AS k(h) CROSS JOIN LATERAL"  # noqa: S608
+                f" (SELECT business_key_hash, operation, accepted_at, record_id FROM {t}"
+                " WHERE kind = %s AND business_key_hash = k.h OFFSET 0) AS a ORDER BY a.accepted_at, a.record_id",
+                (digests, kind))
+    return (f"SELECT business_key_hash, operation FROM {t} WHERE kind = {marks(dialect, 1)} AND business_key_hash IN"  # noqa: S608
+            f" ({marks(dialect, len(digests))}) ORDER BY accepted_at, record_id", (kind, *digests))
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:

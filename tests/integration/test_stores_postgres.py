@@ -190,3 +190,30 @@ def test_a_claim_probes_earlier_versions_per_item_on_a_new_outbox(engine: Engine
     assert "SubPlan" in plan and "Anti Join" not in plan, plan
     claimed = outbox.claim("dc", 2000, later)
     assert [item.record_id for item in claimed] == [f"r{i}" for i in range(1500)]  # one version per key
+
+
+def test_a_batch_snapshot_probes_each_business_key_on_a_new_store(engine: Engine, schema: str) -> None:
+    """Ingest reads the latest operation of every key of a batch (``snapshot``) before it writes.
+    On a table not analysed yet the planner scanned every record of the kind for the batch's keys
+    (growing with the table); it must stay one probe of ix_accepted_records_key per key, and still
+    give each key's latest operation."""
+    from gateway.stores.keys import key_hash
+    from gateway.stores.records import AcceptedRecords, AcceptedRow, _latest_operations_sql
+
+    records = AcceptedRecords(engine)
+    def operation(i: int) -> str:  # a key's second version deletes the even keys, updates the odd ones
+        return "i" if i < 3000 else "d" if i % 2 == 0 else "u"
+
+    records.add([AcceptedRow(f"r{i}", "penalty", (f"k{i % 3000}",), {"operation": operation(i)}, "eco",
+                             datetime(2025, 1, 1 + i // 3000, tzinfo=NOW.tzinfo)) for i in range(6000)]
+                + [AcceptedRow("other", "license", ("k1",), {"operation": "d"}, "eco", NOW)])
+    digests = [key_hash("penalty", (f"k{i}",), None) for i in range(200)]
+    sql, params = _latest_operations_sql("postgresql", "penalty", digests)
+    with psycopg.connect(SERVER, options=f"-csearch_path={schema}") as conn:
+        plan = "\n".join(row[0] for row in conn.execute(("EXPLAIN " + sql).encode(), params))
+    assert "Nested Loop" in plan and "Index Scan using ix_accepted_records_key" in plan, plan
+    assert "Bitmap" not in plan and "Seq Scan on accepted_records" not in plan, plan
+    keys = [("penalty", (f"k{i}",)) for i in (0, 1, 2999)] + [("penalty", ("missing",)), ("license", ("k1",))]
+    view = records.snapshot(["r0", "nope"], keys)
+    assert [view.has_accepted(kind, key) for kind, key in keys] == [False, True, True, False, False]
+    assert view.is_duplicate("r0") and not view.is_duplicate("nope")
