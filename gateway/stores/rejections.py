@@ -202,6 +202,19 @@ def resolve_keys(conn: Connection, resolutions: Sequence[Resolution]) -> int:
     return resolve_hashes(conn, {(r.kind, r.business_key_hash): (r.record_id, r.at) for r in resolutions})
 
 
+def _open_by_key_sql(dialect: str, kind: str, digests: list[str]) -> tuple[str, tuple[Any, ...]]:
+    """(id, business_key_hash) of the open rejections of these keys of ``kind``: with the kind,
+    ix_rejections_key serves the lookup instead of a scan of the open ones. On PostgreSQL one probe
+    per key whatever the statistics (``records._latest_operations_sql`` says why)."""
+    t = rejections.name
+    if dialect == "postgresql":
+        return (f"SELECT r.id, r.business_key_hash FROM unnest(%s::varchar[]) AS k(h) CROSS JOIN LATERAL"  # noqa: S608
+                f" (SELECT id, business_key_hash FROM {t} WHERE kind = %s AND business_key_hash = k.h"
+                " AND status = 'open' OFFSET 0) AS r", (digests, kind))
+    return (f"SELECT id, business_key_hash FROM {t} WHERE kind = {marks(dialect, 1)}"  # noqa: S608
+            f" AND status = 'open' AND business_key_hash IN ({marks(dialect, len(digests))})", (kind, *digests))
+
+
 def resolve_hashes(conn: Connection, resolutions: Mapping[tuple[str, str], tuple[str, datetime]]) -> int:
     """``resolve_keys`` for (kind, business key hash) -> (record id, at): every accepted record of an
     ingest write comes here, and most keys have no open rejection, so the lookup is plain SQL
@@ -214,11 +227,8 @@ def resolve_hashes(conn: Connection, resolutions: Mapping[tuple[str, str], tuple
     for kind, found_hashes in by_kind.items():
         hashes = sorted(found_hashes)
         for start in range(0, len(hashes), _IN_CHUNK):
-            chunk = hashes[start:start + _IN_CHUNK]
-            # With the kind, ix_rejections_key serves the lookup instead of a scan of the open ones.
-            sql = (f"SELECT id, business_key_hash FROM {rejections.name} WHERE kind = {marks(dialect, 1)}"  # noqa: S608
-                   f" AND status = 'open' AND business_key_hash IN ({marks(dialect, len(chunk))})")
-            for rid, key_hash in conn.exec_driver_sql(sql, (kind, *chunk)):
+            sql, params = _open_by_key_sql(dialect, kind, hashes[start:start + _IN_CHUNK])
+            for rid, key_hash in conn.exec_driver_sql(sql, params):
                 found = resolutions.get((kind, key_hash))
                 if found is not None:
                     updates.append({"b_id": rid, "b_at": found[1], "b_by": found[0]})

@@ -217,3 +217,29 @@ def test_a_batch_snapshot_probes_each_business_key_on_a_new_store(engine: Engine
     view = records.snapshot(["r0", "nope"], keys)
     assert [view.has_accepted(kind, key) for kind, key in keys] == [False, True, True, False, False]
     assert view.is_duplicate("r0") and not view.is_duplicate("nope")
+
+
+def test_accepting_records_probes_open_rejections_per_key_on_a_new_store(engine: Engine, schema: str) -> None:
+    """Every accepted record of a write looks for open rejections of its key to resolve. Like the
+    snapshot, that lookup must stay one probe of ix_rejections_key per key on a table not analysed
+    yet, where the planner scanned every rejection of the kind; and resolve only open ones."""
+    from gateway.stores.keys import key_hash
+    from gateway.stores.rejections import RejectedRow, _open_by_key_sql, insert_rejections, resolve_hashes
+    from mapping.calendar import WorkingCalendar
+
+    error = {"code": "REQUIRED", "field": "name", "severity": "error", "message_zh": "缺少", "message_en": "missing"}
+    with engine.begin() as conn:
+        insert_rejections(conn, [RejectedRow("penalty", "eco", NOW, [error], business_key=(f"k{i}",))
+                                 for i in range(3000)], WorkingCalendar(), None)
+    digests = [key_hash("penalty", (f"k{i}",), None) for i in range(200)]
+    sql, params = _open_by_key_sql("postgresql", "penalty", digests)
+    with psycopg.connect(SERVER, options=f"-csearch_path={schema}") as conn:
+        plan = "\n".join(row[0] for row in conn.execute(("EXPLAIN " + sql).encode(), params))
+    assert "Nested Loop" in plan and "Index Scan using ix_rejections_key" in plan, plan
+    assert "Bitmap" not in plan and "Seq Scan on rejections" not in plan, plan
+    resolutions = {("penalty", key_hash("penalty", (f"k{i}",), None)): (f"r{i}", NOW) for i in (0, 7)}
+    resolutions[("penalty", key_hash("penalty", ("never-rejected",), None))] = ("r-x", NOW)
+    with engine.begin() as conn:
+        assert resolve_hashes(conn, resolutions) == 2
+    with engine.begin() as conn:
+        assert resolve_hashes(conn, resolutions) == 0  # resolved ones are not open any more
