@@ -192,6 +192,15 @@ def test_a_claim_probes_earlier_versions_per_item_on_a_new_outbox(engine: Engine
     assert [item.record_id for item in claimed] == [f"r{i}" for i in range(1500)]  # one version per key
 
 
+def assert_probes(schema: str, sql: str, params: tuple[Any, ...], table: str, index: str) -> None:
+    """The plan of ``sql`` (in ``schema``, not analysed) is one probe of ``index`` per key: a nested
+    loop over the keys, not a scan of ``table`` or of a prefix of the index filtered afterwards."""
+    with psycopg.connect(SERVER, options=f"-csearch_path={schema}") as conn:
+        plan = "\n".join(row[0] for row in conn.execute(("EXPLAIN " + sql).encode(), params))
+    assert "Nested Loop" in plan and f"Index Scan using {index}" in plan, plan
+    assert "Bitmap" not in plan and f"Seq Scan on {table}" not in plan, plan
+
+
 def test_a_batch_snapshot_probes_each_business_key_on_a_new_store(engine: Engine, schema: str) -> None:
     """Ingest reads the latest operation of every key of a batch (``snapshot``) before it writes.
     On a table not analysed yet the planner scanned every record of the kind for the batch's keys
@@ -208,11 +217,8 @@ def test_a_batch_snapshot_probes_each_business_key_on_a_new_store(engine: Engine
                              datetime(2025, 1, 1 + i // 3000, tzinfo=NOW.tzinfo)) for i in range(6000)]
                 + [AcceptedRow("other", "license", ("k1",), {"operation": "d"}, "eco", NOW)])
     digests = [key_hash("penalty", (f"k{i}",), None) for i in range(200)]
-    sql, params = _latest_operations_sql("postgresql", "penalty", digests)
-    with psycopg.connect(SERVER, options=f"-csearch_path={schema}") as conn:
-        plan = "\n".join(row[0] for row in conn.execute(("EXPLAIN " + sql).encode(), params))
-    assert "Nested Loop" in plan and "Index Scan using ix_accepted_records_key" in plan, plan
-    assert "Bitmap" not in plan and "Seq Scan on accepted_records" not in plan, plan
+    assert_probes(schema, *_latest_operations_sql("postgresql", "penalty", digests), "accepted_records",
+                  "ix_accepted_records_key")
     keys = [("penalty", (f"k{i}",)) for i in (0, 1, 2999)] + [("penalty", ("missing",)), ("license", ("k1",))]
     view = records.snapshot(["r0", "nope"], keys)
     assert [view.has_accepted(kind, key) for kind, key in keys] == [False, True, True, False, False]
@@ -232,11 +238,7 @@ def test_accepting_records_probes_open_rejections_per_key_on_a_new_store(engine:
         insert_rejections(conn, [RejectedRow("penalty", "eco", NOW, [error], business_key=(f"k{i}",))
                                  for i in range(3000)], WorkingCalendar(), None)
     digests = [key_hash("penalty", (f"k{i}",), None) for i in range(200)]
-    sql, params = _open_by_key_sql("postgresql", "penalty", digests)
-    with psycopg.connect(SERVER, options=f"-csearch_path={schema}") as conn:
-        plan = "\n".join(row[0] for row in conn.execute(("EXPLAIN " + sql).encode(), params))
-    assert "Nested Loop" in plan and "Index Scan using ix_rejections_key" in plan, plan
-    assert "Bitmap" not in plan and "Seq Scan on rejections" not in plan, plan
+    assert_probes(schema, *_open_by_key_sql("postgresql", "penalty", digests), "rejections", "ix_rejections_key")
     resolutions = {("penalty", key_hash("penalty", (f"k{i}",), None)): (f"r{i}", NOW) for i in (0, 7)}
     resolutions[("penalty", key_hash("penalty", ("never-rejected",), None))] = ("r-x", NOW)
     with engine.begin() as conn:
