@@ -2,7 +2,8 @@
 
 Every problem is reported with its path (``connectors[2].mapping``). Secrets are ``SecretStr``
 and never printed. Environment variables ``SGW_<SECTION>__<KEY>`` override the file (e.g.
-``SGW_STORES__DATABASE_URL``), so a deployment keeps secrets out of the file.
+``SGW_STORES__DATABASE_URL``), and ``${NAME}`` in a value of the file is the variable NAME (for
+settings of list entries: adapters, connectors), so a deployment keeps secrets out of the file.
 """
 
 from __future__ import annotations
@@ -223,6 +224,34 @@ def with_roles(settings: Settings, roles: tuple[str, ...]) -> Settings:
     return settings.model_copy(update={"roles": checked})
 
 
+_REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_references(node: Any, environ: dict[str, str], path: str, missing: list[str]) -> Any:
+    """``${NAME}`` in a string of the file is the environment variable NAME; ``$${NAME}`` is the
+    literal text ``${NAME}``. It reaches what ``SGW_<SECTION>__<KEY>`` cannot: a setting of a list
+    entry, such as an adapter's database URL or a connector's password. The variables' values are
+    not expanded again, and an unset one is an error naming the setting (never a value)."""
+    if isinstance(node, dict):
+        return {key: _expand_references(value, environ, f"{path}.{key}" if path else str(key), missing)
+                for key, value in node.items()}
+    if isinstance(node, list):
+        return [_expand_references(value, environ, f"{path}[{i}]", missing) for i, value in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+
+    def value_of(match: re.Match[str]) -> str:
+        escaped, name = match.groups()
+        if escaped:
+            return "${" + name + "}"
+        if name not in environ:
+            missing.append(f"{path}: environment variable {name} is not set (referenced as ${{{name}}})")
+            return ""
+        return environ[name]
+
+    return _REFERENCE.sub(value_of, node)
+
+
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
     for key, value in environ.items():
         if not key.startswith("SGW_"):
@@ -264,7 +293,12 @@ def load_settings(path: Path | None, *, environ: dict[str, str] | None = None) -
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         data = loaded or {}
-    data = _apply_env(data, dict(os.environ if environ is None else environ))
+    env = dict(os.environ if environ is None else environ)
+    missing: list[str] = []
+    data = _expand_references(data, env, "", missing)
+    if missing:
+        raise ConfigError([f"{source}: {problem}" for problem in missing])
+    data = _apply_env(data, env)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:

@@ -57,6 +57,27 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     assert settings.stores.database_url == "postgresql+psycopg://h/db"
 
 
+def test_references_to_the_environment_reach_list_entries(tmp_path: Path) -> None:
+    """An adapter's database URL (a list entry, out of SGW_<SECTION>__<KEY>'s reach) from the
+    environment, whole or in part; $${...} is literal text, a $ alone stays, values are not expanded again."""
+    config = GOOD.replace('options: {url: "sqlite:///x.sqlite"}',
+                          'options: {url: "postgresql://sgw:${DC_PASSWORD}@${DC_HOST}/dc", '
+                          'feedback_table: "ex_$${KEPT}_pa$$word"}')
+    settings = load_settings(write(tmp_path, config), environ={"DC_PASSWORD": "s3cr${ET}", "DC_HOST": "db.local"})
+    options = settings.adapters[0].options
+    assert options["url"] == "postgresql://sgw:s3cr${ET}@db.local/dc"
+    assert options["feedback_table"] == "ex_${KEPT}_pa$$word"
+
+
+def test_an_unset_variable_is_an_error_naming_the_setting_not_a_value(tmp_path: Path) -> None:
+    config = GOOD.replace('options: {url: "sqlite:///x.sqlite"}', 'options: {url: "postgresql://sgw:${DC_PASSWORD}@h/dc"}')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, config), environ={"OTHER": "x"})
+    assert caught.value.problems == [
+        f"{tmp_path / 'gateway.yaml'}: adapters[0].options.url: environment variable DC_PASSWORD is not set "
+        "(referenced as ${DC_PASSWORD})"]
+
+
 def test_key_hashes_must_be_digests(tmp_path: Path) -> None:
     bad = GOOD.replace("name: 甲部门}", "name: 甲部门, api_key_hashes: [plaintext-key]}")
     with pytest.raises(ConfigError, match="sha256"):
