@@ -14,6 +14,8 @@ Revises: 0005
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
@@ -25,10 +27,9 @@ depends_on = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
-NEW_COLUMNS = {
-    "outbox": [sa.Column("step_id", _ID)],
-    "accepted_records": [sa.Column("envelope_id", sa.String(64)), sa.Column("location", sa.Text()),
-                         sa.Column("queued", _JSON)],
+NEW_COLUMNS: dict[str, list[tuple[str, sa.types.TypeEngine[Any]]]] = {  # table -> (name, type) of its new columns
+    "outbox": [("step_id", _ID)],
+    "accepted_records": [("envelope_id", sa.String(64)), ("location", sa.Text()), ("queued", _JSON)],
 }
 
 
@@ -38,9 +39,9 @@ def upgrade() -> None:
     online = not op.get_context().as_sql
     for table, columns in NEW_COLUMNS.items():
         present = {c["name"] for c in sa.inspect(op.get_bind()).get_columns(table)} if online else set()
-        for column in columns:
-            if column.name not in present:  # nullable, no default: plain ALTER TABLE everywhere
-                op.add_column(table, column._copy())
+        for name, type_ in columns:
+            if name not in present:  # nullable, no default: plain ALTER TABLE everywhere
+                op.add_column(table, sa.Column(name, type_))
     where = sa.text("envelope_id IS NOT NULL")
     op.create_index("ix_accepted_records_envelope", "accepted_records", ["envelope_id"], if_not_exists=True,
                     sqlite_where=where, postgresql_where=where)
@@ -49,5 +50,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_accepted_records_envelope", table_name="accepted_records")
     for table, columns in NEW_COLUMNS.items():
-        for column in columns:
-            op.drop_column(table, column.name)
+        for name, _type in columns:
+            op.drop_column(table, name)
