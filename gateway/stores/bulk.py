@@ -104,6 +104,29 @@ def insert_row_id(conn: Connection, table: Table, columns: tuple[str, ...], row:
     return int(conn.exec_driver_sql(sql, row).scalar_one())
 
 
+def by_key_hashes_sql(dialect: str, table: str, columns: tuple[str, ...], kind: str, digests: Sequence[str], *,
+                      also: str = "", order_by: tuple[str, ...] = ()) -> tuple[str, tuple[Any, ...]]:
+    """``SELECT columns FROM table WHERE kind = ? AND business_key_hash IN (digests) [AND also]
+    [ORDER BY order_by]`` and its parameters, for a (kind, business_key_hash, ...) index.
+
+    On PostgreSQL the same rows as one probe of that index per key, whatever the statistics: on a
+    table not analysed yet (a new deployment, a bulk load ahead of autovacuum) the planner read the
+    IN list as a scan of every row of the kind, filtered (ingest's snapshot: 11.7 ms for 140 keys
+    among 30,000 records, growing with the table; 0.8 ms as probes). The LATERAL subquery's
+    ``OFFSET 0`` keeps it from being flattened back into that scan and a hash join; one array
+    parameter keeps the statement text the same, so psycopg can prepare it."""
+    condition = f" AND {also}" if also else ""
+    if dialect == "postgresql":
+        inner = ", ".join(dict.fromkeys((*columns, *order_by)))
+        order = f" ORDER BY {', '.join(f'x.{c}' for c in order_by)}" if order_by else ""
+        return (f"SELECT {', '.join(f'x.{c}' for c in columns)} FROM unnest(%s::varchar[]) AS k(h)"  # noqa: S608
+                f" CROSS JOIN LATERAL (SELECT {inner} FROM {table} WHERE kind = %s AND business_key_hash = k.h"
+                f"{condition} OFFSET 0) AS x{order}", (list(digests), kind))
+    order = f" ORDER BY {', '.join(order_by)}" if order_by else ""
+    return (f"SELECT {', '.join(columns)} FROM {table} WHERE kind = {marks(dialect, 1)}{condition}"  # noqa: S608
+            f" AND business_key_hash IN ({marks(dialect, len(digests))}){order}", (kind, *digests))
+
+
 def marks(dialect: str, count: int) -> str:
     """``count`` positional placeholders in the driver's own style (sqlite3: ``?``, psycopg: ``%s``)."""
     mark = "?" if dialect == "sqlite" else "%s"

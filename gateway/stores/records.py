@@ -18,7 +18,7 @@ from sqlalchemy.sql.dml import Insert
 
 from gateway.errors import ConfigError
 from gateway.record_view import BatchView
-from gateway.stores.bulk import BulkValues, insert_rows, marks
+from gateway.stores.bulk import BulkValues, by_key_hashes_sql, insert_rows, marks
 from gateway.stores.db import reading, translate_errors
 from gateway.stores.keys import BusinessKey, key_hash, plain_key
 from gateway.stores.schema import accepted_records
@@ -148,22 +148,10 @@ IN_CHUNK = 500  # bound parameters per IN (...) list; SQLite allows 32,766, Post
 
 
 def _latest_operations_sql(dialect: str, kind: str, digests: list[str]) -> tuple[str, tuple[Any, ...]]:
-    """(business_key_hash, operation) of every accepted version of these keys of ``kind``, oldest first.
-
-    On PostgreSQL one probe of ix_accepted_records_key per key, whatever the statistics: on a table
-    not analysed yet (a new deployment, a bulk load ahead of autovacuum) the planner read
-    ``kind = ? AND business_key_hash IN (...)`` as a scan of every record of the kind, filtered
-    (11.7 ms for 140 keys among 30,000 records, growing with the table; 0.8 ms as probes). The
-    LATERAL subquery's ``OFFSET 0`` keeps it from being flattened into that scan and a hash join.
-    One array parameter also keeps the statement text the same, so psycopg can prepare it."""
-    t = accepted_records.name
-    if dialect == "postgresql":
-        return (f"SELECT a.business_key_hash, a.operation FROM unnest(%s::varchar[]) AS k(h) CROSS JOIN LATERAL"  # noqa: S608
-                f" (SELECT business_key_hash, operation, accepted_at, record_id FROM {t}"
-                " WHERE kind = %s AND business_key_hash = k.h OFFSET 0) AS a ORDER BY a.accepted_at, a.record_id",
-                (digests, kind))
-    return (f"SELECT business_key_hash, operation FROM {t} WHERE kind = {marks(dialect, 1)} AND business_key_hash IN"  # noqa: S608
-            f" ({marks(dialect, len(digests))}) ORDER BY accepted_at, record_id", (kind, *digests))
+    """(business_key_hash, operation) of every accepted version of these keys of ``kind``, oldest
+    first (one probe of ix_accepted_records_key per key on PostgreSQL: ``by_key_hashes_sql``)."""
+    return by_key_hashes_sql(dialect, accepted_records.name, ("business_key_hash", "operation"), kind, digests,
+                             order_by=("accepted_at", "record_id"))
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:

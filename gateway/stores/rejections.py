@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, RowMapping, bindparam, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from gateway.stores.bulk import BulkValues, insert_rows, marks
+from gateway.stores.bulk import BulkValues, by_key_hashes_sql, insert_rows
 from gateway.stores.db import translate_errors
 from gateway.stores.keys import BusinessKey, optional_hash, plain_key
 from gateway.stores.schema import rejections
@@ -204,15 +204,10 @@ def resolve_keys(conn: Connection, resolutions: Sequence[Resolution]) -> int:
 
 def _open_by_key_sql(dialect: str, kind: str, digests: list[str]) -> tuple[str, tuple[Any, ...]]:
     """(id, business_key_hash) of the open rejections of these keys of ``kind``: with the kind,
-    ix_rejections_key serves the lookup instead of a scan of the open ones. On PostgreSQL one probe
-    per key whatever the statistics (``records._latest_operations_sql`` says why)."""
-    t = rejections.name
-    if dialect == "postgresql":
-        return (f"SELECT r.id, r.business_key_hash FROM unnest(%s::varchar[]) AS k(h) CROSS JOIN LATERAL"  # noqa: S608
-                f" (SELECT id, business_key_hash FROM {t} WHERE kind = %s AND business_key_hash = k.h"
-                " AND status = 'open' OFFSET 0) AS r", (digests, kind))
-    return (f"SELECT id, business_key_hash FROM {t} WHERE kind = {marks(dialect, 1)}"  # noqa: S608
-            f" AND status = 'open' AND business_key_hash IN ({marks(dialect, len(digests))})", (kind, *digests))
+    ix_rejections_key serves the lookup instead of a scan of the open ones (one probe per key on
+    PostgreSQL: ``by_key_hashes_sql``)."""
+    return by_key_hashes_sql(dialect, rejections.name, ("id", "business_key_hash"), kind, digests,
+                             also="status = 'open'")
 
 
 def resolve_hashes(conn: Connection, resolutions: Mapping[tuple[str, str], tuple[str, datetime]]) -> int:
