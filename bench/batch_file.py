@@ -99,8 +99,9 @@ def write_batch_file(upload: Path, rows: int, *, seq: int = 1, day: str = "20250
 
 
 def gateway_config(work: Path, exchange: Path, *, chunk_rows: int, max_rows: int,
-                   batch_size: int = 500) -> dict[str, Any]:
+                   batch_size: int = 500, map_processes: int = 0) -> dict[str, Any]:
     return {
+        "ingest": {"map_processes": map_processes},
         "mappings_dir": str(ROOT / "config" / "mappings"),
         "stores": {"database_url": f"sqlite:///{work / 'gateway.sqlite'}"},
         "connectors": [{
@@ -175,7 +176,7 @@ def drop_production_stores(tag: str) -> None:
 
 
 async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_processes: int = 0, *,
-                    pg: bool = False, redis_outbox: bool = False) -> dict[str, Any]:
+                    pg: bool = False, redis_outbox: bool = False, map_processes: int = 0) -> dict[str, Any]:
     from gateway.gc_tuning import tune_for_throughput
     from gateway.runtime import Runtime
     from gateway.settings import Settings, with_roles
@@ -190,7 +191,8 @@ async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_proces
         data = write_batch_file(upload, rows)
         gen_s = time.perf_counter() - t_gen
         size_mb = data.stat().st_size / 1024**2
-        config = gateway_config(work, exchange, chunk_rows=chunk_rows, max_rows=rows, batch_size=batch_size)
+        config = gateway_config(work, exchange, chunk_rows=chunk_rows, max_rows=rows, batch_size=batch_size,
+                                map_processes=map_processes)
         tag = f"bench_batch_{os.getpid()}"
         dc_url = production_stores(config, tag, pg=pg, redis_outbox=redis_outbox)
         settings = Settings.model_validate(config)
@@ -205,6 +207,8 @@ async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_proces
         start = time.perf_counter()
         cpu_start = cpu_s() + children_cpu_s([c.pid for c in children])
         await runtime.start()
+        map_pids = list(runtime.map_pool.pids()) if runtime.map_pool is not None else []
+        cpu_start += children_cpu_s(map_pids)  # their start (imports) counted from here on
         ingest_s = None
         delivered = 0
         try:
@@ -220,7 +224,8 @@ async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_proces
                         break
         finally:
             total_s = time.perf_counter() - start
-            used_cpu_s = cpu_s() + children_cpu_s([c.pid for c in children]) - cpu_start
+            used_cpu_s = cpu_s() + children_cpu_s([c.pid for c in children] + map_pids) - cpu_start
+            map_rss_mb = [peak_rss_mb_of(pid) for pid in map_pids]
             await runtime.stop()
             children_rss_mb = [peak_rss_mb_of(c.pid) for c in children]
             for child in children:
@@ -235,7 +240,8 @@ async def run_bench(rows: int, chunk_rows: int, batch_size: int, delivery_proces
             "rows_per_s": round(delivered / total_s), "delivered": delivered,
             "cpu_s": round(used_cpu_s, 1), "rows_per_cpu_s": round(delivered / used_cpu_s) if used_cpu_s else 0,
             "peak_rss_mb": round(peak_rss_mb(), 1), "delivery_processes": delivery_processes,
-            "delivery_peak_rss_mb": children_rss_mb,
+            "delivery_peak_rss_mb": children_rss_mb, "map_processes": map_processes,
+            "map_peak_rss_mb": map_rss_mb,
             "stores": ("postgresql" if pg else "sqlite") + (" + redis outbox" if redis_outbox else "")}
 
 
@@ -260,9 +266,12 @@ def main() -> None:
     parser.add_argument("--pg", action="store_true", help=(
         f"the gateway's store and the data centre on PostgreSQL ({PG_URL}, schemas of their own, dropped after)"))
     parser.add_argument("--redis-outbox", action="store_true", help=f"the outbox on Redis Streams ({REDIS_URL})")
+    parser.add_argument("--map-processes", type=int, default=0, help=(
+        "ingest.map_processes: map and check the file's chunks in this many worker processes"))
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run_bench(args.rows, args.chunk_rows, args.batch_size, args.delivery_processes,
-                                           pg=args.pg, redis_outbox=args.redis_outbox))))
+                                           pg=args.pg, redis_outbox=args.redis_outbox,
+                                           map_processes=args.map_processes))))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,17 @@ class RecordOutcome:
         }
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A source record mapped, given its id and checked on its own (``Ingestor.prepare``): what
+    ingest does without the store, so that it may run in another process (``gateway.map_pool``)."""
+
+    mapped: MappedRecord
+    key: tuple[str, ...]
+    findings: list[Finding]           # ``Validator.check_record``'s, location None
+    broken: frozenset[str] | None     # fields with an error before the record's rules ran
+
+
 def _outcome_factory() -> Callable[..., RecordOutcome]:
     """``RecordOutcome(...)`` at half the cost: ingest builds one per record, and a frozen
     dataclass's ``__init__`` goes through ``object.__setattr__`` once per field; the slots' own
@@ -107,32 +118,50 @@ class Ingestor:
             self._validators[standard_version] = found
         return found
 
-    def evaluate(self, mapping: CompiledMapping, envelope: Envelope, index: RecordIndex | None) -> list[RecordOutcome]:
-        meta = self._meta(envelope)
+    def today(self) -> Any:
+        """The day identifiers are checked against (None: today in Asia/Shanghai)."""
+        return self._today_fn() if self._today_fn is not None else None
+
+    def prepare(self, mapping: CompiledMapping, payload: Any, meta: Mapping[str, Any], *,
+                records_inline: bool) -> list[Prepared]:
+        """Map ``payload``, give each record its id and check it on its own (``meta``: ``meta_for``)."""
+        kind = load_standard(mapping.standard_version).kinds[mapping.kind]
+        check_record = self.validator(mapping.standard_version).check_record
+        prepared = []
+        for mapped in mapping.map(payload, meta, records_inline=records_inline):
+            key = self._prepare(mapping, kind, mapped, meta)
+            findings, broken = check_record(mapped.record)
+            prepared.append(Prepared(mapped, key, findings, broken))
+        return prepared
+
+    def evaluate(self, mapping: CompiledMapping, envelope: Envelope, index: RecordIndex | None,
+                 prepared: list[Prepared] | None = None) -> list[RecordOutcome]:
+        """Each record's outcome; ``prepared``: ``prepare``'s result for this envelope, when it was
+        made elsewhere (its cross-record rules and duplicates are judged here, against ``index``)."""
+        meta = self.meta_for(envelope)
         kind = load_standard(mapping.standard_version).kinds[mapping.kind]
         validator = self.validator(mapping.standard_version)
         place = locator(payload_format=mapping.format, meta=meta)
-        mapped_records = mapping.map(envelope.payload, meta, records_inline=envelope.records_inline)
-        keys = [self._prepare(mapping, kind, mapped, meta) for mapped in mapped_records]
-        view = self._view(index, kind.name, mapped_records, keys)
+        if prepared is None:
+            prepared = self.prepare(mapping, envelope.payload, meta, records_inline=envelope.records_inline)
+        view = self._view(index, kind.name, prepared)
         seen_in_batch: set[str] = set()
         outcomes = []
-        for mapped, key in zip(mapped_records, keys, strict=True):
-            outcome = self._one(kind, validator, mapped, key, view, seen_in_batch, place)
+        for item in prepared:
+            outcome = self._one(kind, validator, item, view, seen_in_batch, place)
             if view is not index and view is not None:
                 view.remember(outcome)
             outcomes.append(outcome)
         return outcomes
 
     @staticmethod
-    def _view(index: RecordIndex | None, kind: str, mapped: list[MappedRecord],
-              keys: list[tuple[str, ...]]) -> Any:
+    def _view(index: RecordIndex | None, kind: str, prepared: list[Prepared]) -> Any:
         """One read of the history the envelope needs, when the index can give it (the SQL store)."""
         snapshot = getattr(index, "snapshot", None)
-        if snapshot is None or not mapped:
+        if snapshot is None or not prepared:
             return index
-        ids = [m.record["record_id"] for m in mapped]
-        return snapshot(ids, history_keys(kind, list(zip(keys, (m.record for m in mapped), strict=True))))
+        ids = [p.mapped.record["record_id"] for p in prepared]
+        return snapshot(ids, history_keys(kind, [(p.key, p.mapped.record) for p in prepared]))
 
     def check_mapped(self, mapping: CompiledMapping, mapped: MappedRecord,
                      meta: Mapping[str, Any]) -> tuple[dict[str, Any], list[Finding]]:
@@ -161,7 +190,8 @@ class Ingestor:
         return key
 
     @staticmethod
-    def _meta(envelope: Envelope) -> dict[str, Any]:
+    def meta_for(envelope: Envelope) -> dict[str, Any]:
+        """The envelope's meta as its mapping sees it (with the gateway's received_at and connector)."""
         meta = dict(envelope.meta)
         meta.setdefault("received_at", iso_shanghai(envelope.received_at))
         meta["connector"] = envelope.connector
@@ -173,15 +203,17 @@ class Ingestor:
         self,
         kind: KindSpec,
         validator: Validator,
-        mapped: MappedRecord,
-        key: tuple[str, ...],
+        item: Prepared,
         index: RecordIndex | None,
         seen_in_batch: set[str],
         place: Locator,
     ) -> RecordOutcome:
+        mapped, key = item.mapped, item.key
         record = mapped.record
         rid = record["record_id"]
-        found = validator.validate(record, index)
+        found = item.findings
+        if index is not None:
+            validator.check_history(record, index, found, item.broken)
         findings = [*mapped.findings, *found] if mapped.findings else found
         errors: tuple[Finding, ...] = ()
         warnings: tuple[Finding, ...] = ()

@@ -16,7 +16,8 @@ from connectors.base import PublishReceipt, ReceiptError, RecordReceipt
 from gateway.envelope import Envelope
 from gateway.errors import ConfigError, StoreUnavailable
 from gateway.hooks import Hooks, NoHooks
-from gateway.ingest import Ingestor, RecordIndex, RecordOutcome
+from gateway.ingest import Ingestor, Prepared, RecordIndex, RecordOutcome
+from gateway.map_pool import MapPool
 from gateway.record_view import INSPECTION, BatchView
 from mapping.compiler import CompiledMapping
 from mapping.findings import Finding
@@ -64,8 +65,10 @@ class Publisher:
         hooks: Hooks | None = None,
         on_written: Callable[[], None] | None = None,
         connector_meta: Mapping[str, Mapping[str, Any]] | None = None,
+        map_pool: MapPool | None = None,
     ) -> None:
         self._ingestor = ingestor
+        self._map_pool = map_pool
         self._mappings = mappings
         self._store = store
         self._routes = routes
@@ -102,20 +105,32 @@ class Publisher:
             raise ConfigError(f"connector {envelope.connector!r} has no mapping for variant {variant!r}")
         return found
 
-    def _evaluate(self, mapping: CompiledMapping, envelope: Envelope,
-                  inflight: tuple[list[RecordOutcome], ...]) -> list[RecordOutcome]:
+    def _evaluate(self, mapping: CompiledMapping, envelope: Envelope, inflight: tuple[list[RecordOutcome], ...],
+                  prepared: list[Prepared] | None) -> list[RecordOutcome]:
         index: RecordIndex = self._store.index
         if inflight:
             index = InflightIndex(index, inflight)
-        return self._ingestor.evaluate(mapping, envelope, index)
+        return self._ingestor.evaluate(mapping, envelope, index, prepared)
 
-    def _evaluate_and_write(self, mapping: CompiledMapping, envelope: Envelope) -> list[RecordOutcome]:
+    def _evaluate_and_write(self, mapping: CompiledMapping, envelope: Envelope,
+                            prepared: list[Prepared] | None) -> list[RecordOutcome]:
         # Off the event loop: mapping a 50,000-row file is CPU work, and the store is blocking I/O.
-        outcomes = self._ingestor.evaluate(mapping, envelope, self._store.index)
+        outcomes = self._ingestor.evaluate(mapping, envelope, self._store.index, prepared)
         self._store.write(envelope, outcomes, self._routes)
         return outcomes
 
-    async def _pipelined(self, mapping: CompiledMapping, envelope: Envelope) -> list[RecordOutcome]:
+    def _prepare_elsewhere(self, mapping: CompiledMapping,
+                           envelope: Envelope) -> asyncio.Task[list[Prepared] | None] | None:
+        """The envelope mapped and checked record by record in the map pool, started now (before
+        its turn: it needs no history), when there is a pool and the envelope is worth it."""
+        pool = self._map_pool
+        if pool is None or not pool.takes(envelope.payload, envelope.records_inline):
+            return None
+        return asyncio.create_task(pool.prepare(self._ingestor, mapping, envelope.payload,
+                                                self._ingestor.meta_for(envelope)))
+
+    async def _pipelined(self, mapping: CompiledMapping, envelope: Envelope,
+                         preparing: asyncio.Task[list[Prepared] | None] | None) -> list[RecordOutcome]:
         """Evaluate (in turn), then write (in the same turn order) while the next envelope is being
         evaluated: the write spends its time in the database, which releases the GIL.
 
@@ -125,9 +140,10 @@ class Publisher:
         write commits; when a write fails, every envelope evaluated over it fails as well (with
         ``StoreUnavailable``, unwritten), so that none is acknowledged on a false premise."""
         loop = asyncio.get_running_loop()
-        async with self._lock:
+        async with self._lock:  # fair: envelopes take their turns in the order they arrived
             failures = self._failed_writes
-            outcomes = await asyncio.to_thread(self._evaluate, mapping, envelope, self._inflight)
+            prepared = await preparing if preparing is not None else None
+            outcomes = await asyncio.to_thread(self._evaluate, mapping, envelope, self._inflight, prepared)
             mine = [o for o in outcomes if o.status == "accepted"]
             self._inflight = (*self._inflight, mine)
             previous, done = self._last_write, loop.create_future()
@@ -158,15 +174,21 @@ class Publisher:
             envelope = replace(envelope, meta={**configured, **envelope.meta})
         mapping = self.mapping_for(envelope)
         self._hooks.envelope_received(envelope.connector)
-        if getattr(self._store.index, "snapshot", None) is None:
-            async with self._lock:  # an index without snapshots: evaluate and write one at a time
-                try:
-                    outcomes = await asyncio.to_thread(self._evaluate_and_write, mapping, envelope)
-                except StoreUnavailable:
-                    self._hooks.store_write_failed(envelope.connector)
-                    raise
-        else:
-            outcomes = await self._pipelined(mapping, envelope)
+        preparing = self._prepare_elsewhere(mapping, envelope)
+        try:
+            if getattr(self._store.index, "snapshot", None) is None:
+                async with self._lock:  # an index without snapshots: evaluate and write one at a time
+                    prepared = await preparing if preparing is not None else None
+                    try:
+                        outcomes = await asyncio.to_thread(self._evaluate_and_write, mapping, envelope, prepared)
+                    except StoreUnavailable:
+                        self._hooks.store_write_failed(envelope.connector)
+                        raise
+            else:
+                outcomes = await self._pipelined(mapping, envelope, preparing)
+        finally:
+            if preparing is not None and not preparing.done():  # cancelled while waiting its turn
+                preparing.cancel()
         if self._on_written is not None and any(o.status == "accepted" for o in outcomes):
             self._on_written()
         counts = {"accepted": 0, "rejected": 0, "duplicate": 0}

@@ -31,6 +31,7 @@ from gateway.hooks import Hooks
 from gateway.ingest import Ingestor
 from gateway.leases import poll_lease_for
 from gateway.live_connectors import LiveConnectors
+from gateway.map_pool import MapPool
 from gateway.ops_view import ops_view_of
 from gateway.outbox_news import OutboxNews
 from gateway.publisher import Publisher
@@ -77,6 +78,9 @@ class Runtime:
         self.audit = SqlAuditLog(self.engine)
         self.ops = DeadLetterOps(self.store, on_redriven=self._wake_workers, audit=self.audit)
         self.routing = RoutingTable(settings.routing, [a.id for a in settings.adapters if a.enabled])
+        self.map_pool = MapPool(settings.ingest.map_processes, uscc_exceptions=frozenset(settings.uscc_exceptions),
+                                min_records=settings.ingest.map_min_records) \
+            if settings.ingest.map_processes and "ingest" in settings.roles else None
         self.publisher = Publisher(
             ingestor=Ingestor(uscc_exceptions=frozenset(settings.uscc_exceptions), today_fn=today_fn),
             mappings=self.assembly.connector_mappings,
@@ -85,6 +89,7 @@ class Runtime:
             hooks=CountingHooks(self.hooks, self.telemetry),
             on_written=self._records_queued,
             connector_meta={c.id: c.meta for c in settings.connectors if c.meta},
+            map_pool=self.map_pool,
         )
         self.ops_view = ops_view_of(self)
         self.stored_principals = StoredPrincipals(KeyStore(self.engine))
@@ -199,6 +204,8 @@ class Runtime:
             if (news := self.news) is not None:
                 self._spawn("outbox news", lambda: news.listen(self._wake_workers))
         if "ingest" in self.settings.roles:
+            if self.map_pool is not None:
+                await self.map_pool.start()
             await self.live.start()
             self._spawn("registry watch", self.live.watch)
         log.info("gateway started (%s): %d connectors, %d adapters", "+".join(self.settings.roles),
@@ -266,6 +273,8 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.map_pool is not None:
+            await asyncio.to_thread(self.map_pool.close)
         for adapter in self.assembly.adapters.values():
             await adapter.close()
         await asyncio.to_thread(self.engine.dispose)

@@ -143,6 +143,15 @@ class RouteSettings(_Strict):
     adapters: tuple[str, ...]
 
 
+class IngestSettings(_Strict):
+    map_processes: int = Field(default=0, ge=0, le=64, description=(
+        "Worker processes that map and check envelopes of many records (batch-file chunks, pages) "
+        "beside the rest of ingest, on other cores; 0: in the gateway's process. About the cores "
+        "left once delivery has its own: 1 on a 2-core host."))
+    map_min_records: int = Field(default=50, ge=1, le=100_000, description=(
+        "Envelopes with fewer records are mapped in process (a trip to a worker costs ~1 ms)."))
+
+
 class LoggingSettings(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = True
@@ -157,6 +166,7 @@ class Settings(_Strict):
     calendar: CalendarSettings = CalendarSettings()
     api: ApiSettings = ApiSettings()
     delivery: DeliverySettings = DeliverySettings()
+    ingest: IngestSettings = IngestSettings()
     logging: LoggingSettings = LoggingSettings()
     uscc_exceptions: tuple[str, ...] = ()
     departments: tuple[DepartmentSettings, ...] = ()

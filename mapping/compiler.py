@@ -37,7 +37,7 @@ _Plan = tuple[str, str | None, Evaluator, Finalize | None, str | None, Memo | No
 @dataclass(slots=True)
 class MappedRecord:
     record: dict[str, Any]            # standard fields (+ "ext"), without gateway-filled fields
-    provenance: dict[str, str]        # standard field -> source path inside the source record
+    provenance: Mapping[str, str]     # standard field -> source path inside the source record
     findings: list[Finding]           # transform findings; location None
     source_path: str                  # where the source record sits in the payload ("" = payload)
     index: int                        # 0-based position among the payload's records
@@ -50,6 +50,7 @@ class CompiledMapping:
     def __init__(self, spec: MappingSpec, spec_path: Path, plans: tuple[_Plan, ...],
                  provenance: dict[str, str], records: Any, set_kind: bool,
                  source_map: SourceMap | None = None) -> None:
+        self.spec = spec              # what it was compiled from (compiled again in a map worker)
         self.name = spec.name
         self.version = spec.version
         self.standard_version = spec.standard_version
@@ -67,6 +68,11 @@ class CompiledMapping:
 
     def __repr__(self) -> str:
         return f"CompiledMapping({self.name!r} v{self.version}, kind={self.kind!r})"
+
+    @property
+    def provenance(self) -> Mapping[str, str]:
+        """Standard field -> source path, as every record starts with (read only)."""
+        return self._provenance
 
     def map(self, payload: Any, meta: Mapping[str, Any], *, records_inline: bool = False) -> list[MappedRecord]:
         """Map every source record of the payload; raises MappingError if ``records`` is not a list.

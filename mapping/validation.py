@@ -560,11 +560,20 @@ class Validator:
         Findings are immutable and may be shared between calls (REQUIRED ones are built once);
         their ``location`` is None: use ``Finding.at`` to place them.
         """
+        out, broken = self.check_record(record)
+        if history is not None:
+            self.check_history(record, history, out, broken)
+        return out
+
+    def check_record(self, record: Mapping[str, Any]) -> tuple[list[Finding], frozenset[str] | None]:
+        """What ``validate`` finds without the history (fields, the record's own rules), and the
+        fields with an error before the rules ran, which ``check_history`` is given back: the part
+        that needs nothing but the record, so it may run in another process."""
         kind_name = record.get("record_kind")
         compiled = self._kinds.get(kind_name) if isinstance(kind_name, str) else None
         if compiled is None:
             return [make_finding("KIND_UNKNOWN", "record_kind", value=kind_name,
-                                 version=self.standard.version)]
+                                 version=self.standard.version)], None
         out: list[Finding] = []
         blank = compiled.check_fields(record, out)
         full = record.get("operation") != "d"
@@ -583,12 +592,25 @@ class Validator:
         if len(out) > 1:
             order = compiled.order
             out.sort(key=lambda f: order.get(_root(f.field), len(order)))
-        self._run_rules(compiled, record, history, full, out)
-        return out
+        broken = frozenset(_root(f.field) for f in out if f.severity == "error") if out else None
+        self._run_rules(compiled, record, full, out, broken)
+        return out, broken
 
-    def _run_rules(self, compiled: _CompiledKind, record: Mapping[str, Any],
-                   history: RecordHistory | None, full: bool, out: list[Finding]) -> None:
-        broken = {_root(f.field) for f in out if f.severity == "error"} if out else None
+    def check_history(self, record: Mapping[str, Any], history: RecordHistory, out: list[Finding],
+                      broken: frozenset[str] | None) -> None:
+        """The cross-record rules' findings, added to ``out`` and ``broken`` from ``check_record``."""
+        kind_name = record.get("record_kind")
+        compiled = self._kinds.get(kind_name) if isinstance(kind_name, str) else None
+        if compiled is None:
+            return
+        full = record.get("operation") != "d"
+        for spec, rule, fields in compiled.cross_rules:
+            if (full or spec.id.startswith("COM-")) and (not broken or fields.isdisjoint(broken)):
+                for violation in rule(record, history):
+                    _add_violation(spec, violation, out, self._rule_findings)
+
+    def _run_rules(self, compiled: _CompiledKind, record: Mapping[str, Any], full: bool, out: list[Finding],
+                   broken: frozenset[str] | None) -> None:
         cache = self._rule_findings
         entries = compiled.rules if full else compiled.d_rules
         if not broken:  # the common case: no field error, every rule runs (most hold: empty result)
@@ -602,11 +624,6 @@ class Validator:
                 if fields.isdisjoint(broken):
                     for violation in rule(record):
                         _add_violation(spec, violation, out, cache)
-        if history is not None:
-            for spec, rule, fields in compiled.cross_rules:
-                if (full or spec.id.startswith("COM-")) and (broken is None or fields.isdisjoint(broken)):
-                    for violation in rule(record, history):
-                        _add_violation(spec, violation, out, self._rule_findings)
 
 
 _MAX_CACHED_RULE_FINDINGS = 4096

@@ -1,3 +1,4 @@
 from gateway.cli.main import main
 
-main()
+if __name__ == "__main__":  # not when a spawned worker (gateway.map_pool) imports the main module
+    main()
