@@ -28,6 +28,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import MappingError
 from gateway.ingest import Ingestor, Prepared
 from mapping.compiler import CompiledMapping, MappedRecord
 from mapping.findings import Finding
@@ -54,9 +55,17 @@ class MapPool:
         self.prepared = 0      # envelopes a worker prepared
         self.left_to_caller = 0  # envelopes a worker could not prepare (mapped in process)
 
-    def takes(self, payload: Any, records_inline: bool) -> bool:
-        """Whether an envelope is worth a trip to a worker: a list of at least ``min_records``."""
-        return records_inline and type(payload) is list and len(payload) >= self.min_records
+    def sources_worth_sending(self, mapping: CompiledMapping, payload: Any,
+                              records_inline: bool) -> list[tuple[Any, str]] | None:
+        """The payload's source records (``CompiledMapping.sources``) when there are at least
+        ``min_records`` of them, else None: a trip to a worker costs about a millisecond."""
+        if records_inline and type(payload) is not list:
+            return None  # one record
+        try:
+            sources = mapping.sources(payload, records_inline)
+        except MappingError:
+            return None  # raised again where it is mapped, in process
+        return sources if len(sources) >= self.min_records else None
 
     async def start(self) -> None:
         """Start the workers and wait until each has imported what it needs (a second or so)."""
@@ -74,15 +83,16 @@ class MapPool:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
-    async def prepare(self, ingestor: Ingestor, mapping: CompiledMapping, payload: list[Any],
-                      meta: Mapping[str, Any]) -> list[Prepared] | None:
-        """``ingestor.prepare(mapping, payload, meta, records_inline=True)`` in a worker; None when
-        the worker could not answer (then prepare in process)."""
+    async def prepare(self, ingestor: Ingestor, mapping: CompiledMapping, payload: Any, meta: Mapping[str, Any], *,
+                      records_inline: bool, sources: list[tuple[Any, str]]) -> list[Prepared] | None:
+        """``ingestor.prepare(mapping, payload, meta, records_inline=...)`` in a worker (``sources``:
+        the payload's, from ``sources_worth_sending``); None when the worker could not answer (then
+        prepare in process)."""
         token, spec = self._spec_of(mapping)
         executor = self._pool()
         try:
             wire: list[_Wire] = await asyncio.get_running_loop().run_in_executor(
-                executor, _prepare, token, spec, payload, dict(meta), ingestor.today())
+                executor, _prepare, token, spec, payload, records_inline, dict(meta), ingestor.today())
         except BrokenProcessPool:
             log.warning("a map worker died; its pool is replaced and the envelope mapped in process")
             self._replace(executor)
@@ -94,7 +104,7 @@ class MapPool:
             return None
         self.prepared += 1
         provenance = mapping.provenance  # read only: shared by the records that kept it
-        return [Prepared(MappedRecord(record, own or provenance, mapping_findings, where, index, payload[index]),
+        return [Prepared(MappedRecord(record, own or provenance, mapping_findings, where, index, sources[index][0]),
                          key, findings, broken)
                 for record, key, findings, broken, mapping_findings, own, where, index in wire]
 
@@ -136,7 +146,7 @@ def _ready() -> bool:
     return True
 
 
-def _prepare(token: str, spec: bytes, payload: list[Any], meta: dict[str, Any],
+def _prepare(token: str, spec: bytes, payload: Any, records_inline: bool, meta: dict[str, Any],
              today: date | None) -> list[_Wire]:
     if _INGESTOR is None:
         raise RuntimeError("map worker not initialised")
@@ -151,7 +161,7 @@ def _prepare(token: str, spec: bytes, payload: list[Any], meta: dict[str, Any],
     # The source records are not sent back: the gateway has them.
     return [(m.record, p.key, p.findings, p.broken, m.findings, None if m.provenance == provenance else m.provenance,
              m.source_path, m.index)
-            for p in _INGESTOR.prepare(mapping, payload, meta, records_inline=True) for m in (p.mapped,)]
+            for p in _INGESTOR.prepare(mapping, payload, meta, records_inline=records_inline) for m in (p.mapped,)]
 
 
 def _compile(blob: bytes) -> CompiledMapping:

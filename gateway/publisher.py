@@ -124,10 +124,14 @@ class Publisher:
         """The envelope mapped and checked record by record in the map pool, started now (before
         its turn: it needs no history), when there is a pool and the envelope is worth it."""
         pool = self._map_pool
-        if pool is None or not pool.takes(envelope.payload, envelope.records_inline):
+        if pool is None:
+            return None
+        sources = pool.sources_worth_sending(mapping, envelope.payload, envelope.records_inline)
+        if sources is None:
             return None
         return asyncio.create_task(pool.prepare(self._ingestor, mapping, envelope.payload,
-                                                self._ingestor.meta_for(envelope)))
+                                                self._ingestor.meta_for(envelope),
+                                                records_inline=envelope.records_inline, sources=sources))
 
     async def _pipelined(self, mapping: CompiledMapping, envelope: Envelope,
                          preparing: asyncio.Task[list[Prepared] | None] | None) -> list[RecordOutcome]:

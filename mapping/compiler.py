@@ -80,10 +80,11 @@ class CompiledMapping:
         ``records_inline``: the payload is already one source record or a list of them (push
         ingest), so the ``records`` path, written for the source's own pages, is not applied.
         """
-        sources = self._sources(payload, records_inline)
+        sources = self.sources(payload, records_inline)
         return [self._map_one(src, meta, where, i) for i, (src, where) in enumerate(sources)]
 
-    def _sources(self, payload: Any, records_inline: bool) -> list[tuple[Any, str]]:
+    def sources(self, payload: Any, records_inline: bool) -> list[tuple[Any, str]]:
+        """The payload's source records and where each sits; raises MappingError as ``map`` does."""
         if self._records is None or records_inline:
             if type(payload) is list:
                 return [(item, f"[{i}]") for i, item in enumerate(payload)]

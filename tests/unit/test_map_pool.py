@@ -4,10 +4,12 @@ order envelopes arrived, and the gateway's own process takes over whenever a wor
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,14 @@ def bad_rows() -> list[dict[str, str]]:
     return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
 
 
+async def prepared_by(pool: MapPool, ingestor: Ingestor, mapping: CompiledMapping,
+                      sent: Envelope) -> list[Prepared] | None:
+    sources = pool.sources_worth_sending(mapping, sent.payload, sent.records_inline)
+    assert sources is not None
+    return await pool.prepare(ingestor, mapping, sent.payload, ingestor.meta_for(sent),
+                              records_inline=sent.records_inline, sources=sources)
+
+
 def as_compared(outcomes: list[Any]) -> list[Any]:
     return [(o.as_dict(), o.kind, o.business_key, o.index, o.source) for o in outcomes]
 
@@ -54,7 +64,7 @@ def as_compared(outcomes: list[Any]) -> list[Any]:
 async def test_outcomes_through_a_worker_are_those_made_in_process(pool: MapPool) -> None:
     mapping, ingestor = csv_mapping(), Ingestor()
     sent = envelope(bad_rows(), 0)
-    prepared = await pool.prepare(ingestor, mapping, sent.payload, ingestor.meta_for(sent))
+    prepared = await prepared_by(pool, ingestor, mapping, sent)
     assert prepared is not None and len(prepared) == len(sent.payload)
     here = ingestor.evaluate(mapping, sent, None)
     there = ingestor.evaluate(mapping, sent, None, prepared)
@@ -62,6 +72,19 @@ async def test_outcomes_through_a_worker_are_those_made_in_process(pool: MapPool
     # the bad sample has all three: errors and the places they point at are compared
     assert {o.status for o in there} == {"accepted", "rejected", "duplicate"}
     assert all(o.errors[0].location for o in there if o.status == "rejected")
+
+
+async def test_a_page_read_through_the_mappings_records_path_is_prepared_alike(pool: MapPool) -> None:
+    # A REST page: the records sit under the mapping's ``records`` path, each outcome keeps its subtree.
+    mapping, ingestor = load_catalog(MAPPINGS)["eco-rest.penalty"], Ingestor()
+    page = json.loads((SAMPLES / "eco-rest" / "penalties-page-1.json").read_text(encoding="utf-8"))
+    sent = Envelope(connector="eco", payload=page, received_at=datetime.now(UTC),
+                    meta={"location": "GET /penalties p1", "variant": "default"})
+    prepared = await prepared_by(pool, ingestor, mapping, sent)
+    assert prepared is not None and len(prepared) == len(page["items"])
+    there = ingestor.evaluate(mapping, sent, None, prepared)
+    assert as_compared(there) == as_compared(ingestor.evaluate(mapping, sent, None))
+    assert [o.source for o in there] == page["items"]
 
 
 async def test_the_bad_batch_sample_gives_the_expected_result_file_through_the_pool(tmp_path: Path,
@@ -84,14 +107,16 @@ class HeldPool(MapPool):
         self.calls = 0
         self.second_done = asyncio.Event()
 
-    async def prepare(self, ingestor: Ingestor, mapping: CompiledMapping, payload: list[Any],
-                      meta: Any) -> list[Prepared] | None:
+    async def prepare(self, ingestor: Ingestor, mapping: CompiledMapping, payload: Any, meta: Any, *,
+                      records_inline: bool, sources: list[tuple[Any, str]]) -> list[Prepared] | None:
         self.calls += 1
         if self.calls == 1:
             await self.second_done.wait()
-            return await super().prepare(ingestor, mapping, payload, meta)
+            return await super().prepare(ingestor, mapping, payload, meta, records_inline=records_inline,
+                                         sources=sources)
         try:
-            return await super().prepare(ingestor, mapping, payload, meta)
+            return await super().prepare(ingestor, mapping, payload, meta, records_inline=records_inline,
+                                         sources=sources)
         finally:
             self.second_done.set()
 
@@ -117,8 +142,8 @@ async def test_a_dead_worker_is_replaced_and_its_envelope_mapped_in_process(pool
     sent = envelope(sample_rows(), 0)
     (dead,) = pool.pids()
     os.kill(dead, signal.SIGKILL)
-    assert await pool.prepare(ingestor, mapping, sent.payload, ingestor.meta_for(sent)) is None
-    prepared = await pool.prepare(ingestor, mapping, sent.payload, ingestor.meta_for(sent))
+    assert await prepared_by(pool, ingestor, mapping, sent) is None
+    prepared = await prepared_by(pool, ingestor, mapping, sent)
     assert prepared is not None and len(prepared) == len(sent.payload)
     assert pool.pids() and dead not in pool.pids()
     assert (pool.prepared, pool.left_to_caller) == (1, 1)
@@ -145,7 +170,7 @@ async def test_a_mapping_the_worker_cannot_compile_is_left_to_the_gateway_proces
     shutil.rmtree(folder)
     ingestor = Ingestor()
     sent = envelope(sample_rows(), 0)
-    assert await pool.prepare(ingestor, mapping, sent.payload, ingestor.meta_for(sent)) is None
+    assert await prepared_by(pool, ingestor, mapping, sent) is None
     assert pool.left_to_caller == 1
     publisher = Publisher(ingestor=ingestor, mappings={"batch": {"csv": mapping}}, store=_NoStore(),
                           routes=lambda _kind: ("data-centre",), map_pool=pool)
@@ -164,20 +189,23 @@ async def test_each_version_of_a_mapping_is_compiled_in_the_worker(tmp_path: Pat
     after = load_mapping(path)
     ingestor = Ingestor()
     sent = envelope(sample_rows()[:3], 0)
-    meta = ingestor.meta_for(sent)
-    old = await pool.prepare(ingestor, before, sent.payload, meta)
-    new = await pool.prepare(ingestor, after, sent.payload, meta)
+    old = await prepared_by(pool, ingestor, before, sent)
+    new = await prepared_by(pool, ingestor, after, sent)
     assert old is not None and new is not None
     assert {p.mapped.record["operation"] for p in old} == {"i"}
     assert {p.mapped.record["operation"] for p in new} == {"u"}
 
 
-def test_only_lists_of_enough_records_go_to_a_worker() -> None:
+def test_only_envelopes_of_enough_records_go_to_a_worker() -> None:
     pool = MapPool(1, min_records=3)
-    assert pool.takes([{}, {}, {}], True)
-    assert not pool.takes([{}, {}], True)
-    assert not pool.takes([{}, {}, {}], False)  # the mapping's records path applies: kept in process
-    assert not pool.takes({"records": [{}, {}, {}]}, True)
+    rows, rest = csv_mapping(), load_catalog(MAPPINGS)["eco-rest.penalty"]
+    assert pool.sources_worth_sending(rows, [{}, {}, {}], True) == [({}, "[0]"), ({}, "[1]"), ({}, "[2]")]
+    assert pool.sources_worth_sending(rows, [{}, {}], True) is None
+    assert pool.sources_worth_sending(rows, {"a": 1}, True) is None  # one record
+    assert pool.sources_worth_sending(rest, {"items": [{}, {}, {}]}, False) == [
+        ({}, "items[0]"), ({}, "items[1]"), ({}, "items[2]")]
+    assert pool.sources_worth_sending(rest, {"items": [{}, {}]}, False) is None
+    assert pool.sources_worth_sending(rest, {"items": "x"}, False) is None  # MappingError, raised in process
     with pytest.raises(ValueError, match="at least one process"):
         MapPool(0)
 
