@@ -6,6 +6,10 @@ per page into the outbox and the rejections ledger, in a temp dir). The peer run
 process and event loop, so its page building is included in the time. Run by hand:
 
     .venv/bin/python bench/soap_paging.py [--records 20000] [--page-size 200] [--operation QueryPenalties]
+                                          [--map-processes N]
+
+With ``--map-processes N`` the publisher maps and checks pages in N worker processes
+(``ingest.map_processes``).
 
 Figures print as JSON on the last line.
 """
@@ -33,6 +37,7 @@ from connectors.soap.window import BEIJING  # noqa: E402
 from gateway.durable import SqlGatewayStore  # noqa: E402
 from gateway.envelope import Envelope  # noqa: E402
 from gateway.ingest import Ingestor  # noqa: E402
+from gateway.map_pool import MapPool  # noqa: E402
 from gateway.publisher import Publisher  # noqa: E402
 from gateway.stores.db import create_engine_for, init_schema  # noqa: E402
 from mapping.calendar import WorkingCalendar  # noqa: E402
@@ -63,14 +68,14 @@ class Counting:
         return receipt
 
 
-def real_publisher(directory: Path, operation: str) -> Publish:
+def real_publisher(directory: Path, operation: str, pool: MapPool | None) -> Publish:
     engine = create_engine_for(f"sqlite:///{directory / 'gateway.sqlite'}")
     init_schema(engine)
     catalog = load_catalog(ROOT / "config" / "mappings")
     variant = VARIANTS[operation]
     mappings = {"ministry": {variant: catalog[f"ministry-soap.{variant}"]}}
     return Publisher(ingestor=Ingestor(), mappings=mappings, store=SqlGatewayStore(engine, WorkingCalendar()),
-                     routes=lambda kind: ("data-centre",))
+                     routes=lambda kind: ("data-centre",), map_pool=pool)
 
 
 async def run_once(peer: SoapPeer, operation: str, page_size: int, publish: Counting) -> float:
@@ -89,7 +94,7 @@ async def run_once(peer: SoapPeer, operation: str, page_size: int, publish: Coun
     return elapsed
 
 
-async def main(records: int, page_size: int, operation: str) -> dict[str, Any]:
+async def main(records: int, page_size: int, operation: str, map_processes: int = 0) -> dict[str, Any]:
     data = generate(operation, records, FIRST_GXSJ, step_s=86399 / records)
     figures: dict[str, Any] = {"bench": "soap_paging", "operation": operation, "records": records,
                                "page_size": page_size}
@@ -100,12 +105,20 @@ async def main(records: int, page_size: int, operation: str) -> dict[str, Any]:
         calls = len(peer.calls)
         figures["fetch"] = {"seconds": round(seconds, 3), "records_per_s": round(records / seconds),
                             "pages": fetch.pages, "calls": calls}
-        with tempfile.TemporaryDirectory() as tmp:
-            full = Counting(real_publisher(Path(tmp), operation))
-            seconds = await run_once(peer, operation, page_size, full)
+        pool = MapPool(map_processes) if map_processes else None
+        if pool is not None:
+            await pool.start()
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                full = Counting(real_publisher(Path(tmp), operation, pool))
+                seconds = await run_once(peer, operation, page_size, full)
+        finally:
+            if pool is not None:
+                pool.close()
         figures["publish"] = {"seconds": round(seconds, 3), "records_per_s": round(records / seconds),
                               "pages": full.pages, "calls": len(peer.calls) - calls, "accepted": full.accepted,
-                              "rejected": full.rejected, "duplicate": full.duplicate}
+                              "rejected": full.rejected, "duplicate": full.duplicate,
+                              "map_processes": map_processes}
     figures["load_average_1m"] = round(os.getloadavg()[0], 2)
     figures["cpus"] = os.cpu_count()
     return figures
@@ -116,6 +129,7 @@ if __name__ == "__main__":
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--page-size", type=int, default=200)
     parser.add_argument("--operation", choices=sorted(VARIANTS), default="QueryPenalties")
+    parser.add_argument("--map-processes", type=int, default=0, help="map pages in this many worker processes")
     args = parser.parse_args()
-    result = asyncio.run(main(args.records, args.page_size, args.operation))
+    result = asyncio.run(main(args.records, args.page_size, args.operation, args.map_processes))
     print(json.dumps(result, ensure_ascii=False))

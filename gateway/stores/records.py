@@ -129,7 +129,7 @@ class AcceptedRecords:
             for kind, digests in by_kind.items():
                 for chunk in _chunks(digests):
                     sql, params = _latest_operations_sql(dialect, kind, chunk)
-                    for key_digest, operation in conn.exec_driver_sql(sql, params):  # the latest last
+                    for key_digest, operation in conn.exec_driver_sql(sql, params):  # each key's latest
                         wanted = hashed.get(key_digest)
                         if wanted is not None and wanted[0] == kind:
                             latest[wanted] = (operation, None)
@@ -148,10 +148,10 @@ IN_CHUNK = 500  # bound parameters per IN (...) list; SQLite allows 32,766, Post
 
 
 def _latest_operations_sql(dialect: str, kind: str, digests: list[str]) -> tuple[str, tuple[Any, ...]]:
-    """(business_key_hash, operation) of every accepted version of these keys of ``kind``, oldest
-    first (one probe of ix_accepted_records_key per key on PostgreSQL: ``by_key_hashes_sql``)."""
+    """(business_key_hash, operation) of the latest accepted version of each of these keys of
+    ``kind`` (one probe of ix_accepted_records_key per key: ``by_key_hashes_sql``)."""
     return by_key_hashes_sql(dialect, accepted_records.name, ("business_key_hash", "operation"), kind, digests,
-                             order_by=("accepted_at", "record_id"))
+                             latest=("accepted_at", "record_id"))
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:

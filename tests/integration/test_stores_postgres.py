@@ -225,6 +225,35 @@ def test_a_batch_snapshot_probes_each_business_key_on_a_new_store(engine: Engine
     assert view.is_duplicate("r0") and not view.is_duplicate("nope")
 
 
+def test_the_snapshot_reads_one_version_per_key_however_many_there_are(engine: Engine, schema: str) -> None:
+    """A key's latest version is found without reading its older ones (a key sent 300 times here):
+    each key's probe returns at most its tie group (versions accepted in one envelope), and the
+    answers are those of SQLite's (tests/unit/test_latest_versions.py)."""
+    from gateway.stores.keys import key_hash
+    from gateway.stores.records import AcceptedRecords, _latest_operations_sql
+    from tests.unit.test_latest_versions import versions
+
+    records = AcceptedRecords(engine)
+    records.add(versions())
+    keys = [("penalty", (k,)) for k in ("k0", "k1", "k2", "missing")]
+    view = records.snapshot([], keys)
+    assert [view.has_accepted(kind, key) for kind, key in keys] == [False, False, True, False]
+    sql, params = _latest_operations_sql("postgresql", "penalty", [key_hash(k, key, None) for k, key in keys])
+    with psycopg.connect(SERVER, options=f"-csearch_path={schema}") as conn:
+        row = conn.execute(("EXPLAIN (ANALYZE, FORMAT JSON) " + sql).encode(), params).fetchone()
+    assert row is not None
+    (plan,) = row[0]
+
+    def scans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        if node.get("Relation Name") == "accepted_records":
+            yield node
+        for child in node.get("Plans", ()):
+            yield from scans(child)
+
+    read = [node["Actual Rows"] for node in scans(plan["Plan"])]
+    assert read and max(read) <= 3, read  # not k0's 300 versions
+
+
 def test_accepting_records_probes_open_rejections_per_key_on_a_new_store(engine: Engine, schema: str) -> None:
     """Every accepted record of a write looks for open rejections of its key to resolve. Like the
     snapshot, that lookup must stay one probe of ix_rejections_key per key on a table not analysed
