@@ -5,9 +5,10 @@ How a source pages, authenticates and reports errors is a profile (connectors/re
 in the options. Each page is one envelope (payload = the page as received, minus versions already
 published), so the mapping's ``records`` path applies. The position is saved only after
 ``publish`` returned. 401 → new token once; 429 → wait exactly Retry-After; 5xx, timeouts and a
-failed durable write → backoff (1 s, 2 s, 4 s … ≤ 5 min) with the position unchanged; 400/403 and a
-refused client → PermanentError (the supervisor stops the connector). Logs carry ids and counts,
-never tokens, secrets or the records' personal data.
+failed durable write → backoff (1 s, 2 s, 4 s … ≤ 5 min) with the position unchanged; 400/403, a
+refused client, a 410 to a request that carried no cursor, and a body over ``max_body_bytes`` or
+declared JSON that does not decode (PayloadError) → PermanentError (the supervisor stops the
+connector). Logs carry ids and counts, never tokens, secrets or the records' personal data.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class RestPollConnector:
         page_size: int | None = Field(default=None, ge=1)
         poll_interval_s: float = Field(default=60.0, gt=0)
         timeout_s: float | None = Field(default=None, gt=0)
+        max_body_bytes: int | None = Field(default=None, ge=1024, description="replaces the profile's")
         rate_per_s: float | None = Field(default=None, gt=0)
         backoff_first_s: float = Field(default=1.0, gt=0)
         backoff_max_s: float = Field(default=300.0, gt=0)
@@ -85,7 +87,8 @@ class RestPollConnector:
         self.resources = config.resources or self.profile.resources
         self._state = context.state
         self._lease = context.lease
-        self._transport = Transport(config.base_url, config.timeout_s or self.profile.timeout_s)
+        self._transport = Transport(config.base_url, config.timeout_s or self.profile.timeout_s,
+                                    config.max_body_bytes or self.profile.max_body_bytes)
         self._credentials = Credentials(self.profile.auth, self._transport, client_id=config.client_id,
                                         client_secret=config.client_secret, api_key=config.api_key)
         self._pager = Pager(self.profile.paging, self.profile.records,
@@ -156,7 +159,11 @@ class RestPollConnector:
         while request is not None:
             try:
                 body, raw = await self._fetch(resource.path, request)
-            except CursorExpired:
+            except CursorExpired as exc:
+                if self.profile.paging.cursor_param not in request.params:
+                    # Only a cursor can expire; restarting by time again would loop on the same answer.
+                    raise PermanentError(f"{exc} without a cursor (asked {request.label}) / 未带游标却返回游标过期"
+                                         ) from exc
                 self.stats.cursor_restarts += 1
                 self._pager.restart_after_expired_cursor(state, initial)
                 log.warning("%s/%s: cursor expired; restarting from %s", self.connector_id, resource.name,

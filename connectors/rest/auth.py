@@ -9,11 +9,13 @@ account. Neither tokens nor secrets ever reach a log or an exception message.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import SecretStr
 
-from connectors.rest.client import Answer, RateLimited, Transport, page_of
+from connectors.rest.client import Answer, RateLimited, Transport, error_summary, page_of
 from connectors.rest.profile import AuthProfile, get_path
 from gateway.errors import ConfigError, PermanentError, SourceUnavailable
 
@@ -61,8 +63,8 @@ class Credentials:
         self.token_requests += 1
         answer = await self._request_token()
         if answer.status in (400, 401, 403):
-            raise PermanentError(f"token endpoint refused the client (HTTP {answer.status}); check the credentials "
-                                 "/ 令牌接口拒绝了客户端凭据，请核对配置")
+            raise PermanentError(f"token endpoint refused the client (HTTP {answer.status} {error_summary(answer)}); "
+                                 "check the credentials and scope / 令牌接口拒绝了客户端凭据，请核对配置")
         try:
             body = page_of(answer, "token endpoint")
         except RateLimited:
@@ -70,12 +72,12 @@ class Credentials:
         except PermanentError as exc:
             raise PermanentError(f"token endpoint: {exc}") from exc
         token = get_path(body, self._profile.token_path)
-        expires = get_path(body, self._profile.expires_path)
-        if not isinstance(token, str) or not token or not isinstance(expires, int | float):
+        expires_s = _lifetime_s(get_path(body, self._profile.expires_path))
+        if not isinstance(token, str) or not token or expires_s is None:
             raise SourceUnavailable("token endpoint answered without a token or its lifetime")
-        margin_s = min(self._profile.refresh_before_s, float(expires) / 2)
+        margin_s = min(self._profile.refresh_before_s, expires_s / 2)
         self._token = token
-        self._refresh_at = self._clock() + float(expires) - margin_s
+        self._refresh_at = self._clock() + expires_s - margin_s
 
     async def _request_token(self) -> Answer:
         p = self._profile
@@ -90,6 +92,20 @@ class Credentials:
                                                  basic=(self._client_id, secret))
         return await self._transport.request("POST", p.token_url_path,
                                              data={**form, p.id_field: self._client_id, p.secret_field: secret})
+
+
+def _lifetime_s(value: Any) -> float | None:
+    """``expires_in`` as seconds: a JSON number, or a numeric string as some token servers send it."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
 
 
 def _check(profile: AuthProfile, client_id: str | None, client_secret: SecretStr | None,

@@ -3,7 +3,11 @@
 aiohttp failures become gateway errors here. An answer is classified once: a page (JSON), an
 invalid token (refresh once), an expired cursor, a rate limit (wait exactly Retry-After), a
 transient failure (backoff) or a permanent one (stop). 502/504 bodies come from proxies and may be
-HTML: they are never parsed.
+HTML: they are never parsed. A body is read up to ``max_body_bytes`` after decompression (gzip is
+undone by aiohttp) and decoded in the charset its Content-Type declares. A 2xx body that is not
+JSON is transient when it does not claim to be (a proxy's page); one declared JSON that cannot be
+decoded is the source's fault and permanent (``PayloadError``), so the connector stops and says
+where instead of retrying the same bytes forever.
 """
 
 from __future__ import annotations
@@ -16,9 +20,13 @@ from typing import Any
 import aiohttp
 
 from connectors.rest.profile import BodyStatusProfile, get_path
-from gateway.errors import PermanentError, SourceUnavailable, retry_after_s
+from gateway.errors import PayloadError, PermanentError, SourceUnavailable, retry_after_s
 
 DEFAULT_RATE_LIMIT_WAIT_S = 1.0
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+_READ_CHUNK_BYTES = 64 * 1024
+_UTF8_NAMES = frozenset({"utf-8", "utf8"})
+_MAX_SOURCE_MESSAGE_CHARS = 200
 
 
 class TokenRejected(SourceUnavailable):
@@ -40,15 +48,34 @@ class Answer:
     body: bytes
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        """The body as JSON, in the charset its Content-Type declares (UTF-8/16/32 by its bytes when
+        none). Raises ValueError (incl. JSONDecodeError, UnicodeDecodeError) or LookupError."""
+        charset = _charset(self.headers.get("Content-Type", ""))
+        if charset is None or charset in _UTF8_NAMES:
+            return json.loads(self.body)
+        return json.loads(self.body.decode(charset))
+
+    def declares_json(self) -> bool:
+        """True when Content-Type says JSON (not when it is absent or names HTML from a proxy)."""
+        media = self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        return media.endswith("/json") or media.endswith("+json")
+
+
+def _charset(content_type: str) -> str | None:
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower() or None
+    return None
 
 
 class Transport:
     """An aiohttp session bound to a base URL; opened lazily inside the running loop."""
 
-    def __init__(self, base_url: str, timeout_s: float) -> None:
+    def __init__(self, base_url: str, timeout_s: float, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self._base_url = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._max_body_bytes = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
 
     async def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
@@ -60,10 +87,22 @@ class Transport:
         try:
             async with self._session.request(method, self._base_url + path, params=params, headers=headers,
                                              data=data, json=json_body, auth=auth) as response:
-                body = await response.read()
+                body = await self._read(response, f"{method} {path}")
                 return Answer(response.status, dict(response.headers), body)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SourceUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
+
+    async def _read(self, response: aiohttp.ClientResponse, what: str) -> bytes:
+        """The decompressed body, refused as soon as it passes the limit (a gzip bomb never lands whole)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_READ_CHUNK_BYTES):
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise PayloadError("PAYLOAD_TOO_LARGE", f"{what}: HTTP {response.status} body over "
+                                   f"{self._max_body_bytes} bytes / 应答内容超过 {self._max_body_bytes} 字节")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -71,25 +110,32 @@ class Transport:
             self._session = None
 
 
-def _error_code(answer: Answer) -> str:
-    """The source's error code from a JSON error body, for messages (never the whole body)."""
+def error_summary(answer: Answer) -> str:
+    """The source's error code, and its trace id and message when given, from a JSON error body (for
+    the operator's alert and the source's support; never the whole body)."""
     if answer.status in (502, 504):
         return "-"
     try:
         body = answer.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, LookupError):
         return "-"
-    if isinstance(body, dict):
-        return str(body.get("code") or body.get("error") or "-")
-    return "-"
+    if not isinstance(body, dict):
+        return "-"
+    summary = str(body.get("code") or body.get("error") or "-")
+    if body.get("traceId"):
+        summary += f" traceId {body['traceId']}"
+    message = body.get("message") or body.get("error_description")
+    if isinstance(message, str) and message:
+        summary += f": {message[:_MAX_SOURCE_MESSAGE_CHARS]}"
+    return summary
 
 
-def _status_from_body(answer: Answer, rules: BodyStatusProfile | None) -> tuple[int, Any, float | None]:
+def _status_from_body(answer: Answer, what: str, rules: BodyStatusProfile | None) -> tuple[int, Any, float | None]:
     """The effective status of a 2xx answer (an error may hide in its body) and its decoded JSON."""
     try:
         body = answer.json()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SourceUnavailable(f"HTTP {answer.status} with a body that is not JSON") from exc
+    except (ValueError, LookupError) as exc:
+        raise _undecodable(answer, what, exc) from exc
     if rules is None:
         return answer.status, body, None
     code = get_path(body, rules.path)
@@ -99,15 +145,29 @@ def _status_from_body(answer: Answer, rules: BodyStatusProfile | None) -> tuple[
     return rules.as_status.get(code_text, 500), body, rules.retry_after_s.get(code_text)
 
 
+def _undecodable(answer: Answer, what: str, exc: ValueError | LookupError) -> Exception:
+    """A body that claims JSON and is not is the source's fault (permanent, with where it breaks); an
+    undeclared or other body (a proxy's page) is transient."""
+    content_type = answer.headers.get("Content-Type", "-")
+    if not answer.declares_json():
+        return SourceUnavailable(f"{what}: HTTP {answer.status} with a body that is not JSON ({content_type})")
+    if isinstance(exc, json.JSONDecodeError):
+        where = f"line {exc.lineno} column {exc.colno}"
+        return PayloadError("JSON_MALFORMED", f"{what}: HTTP {answer.status}: malformed JSON at {where}: {exc.msg} "
+                            "/ 应答不是合法的 JSON", location=where)
+    return PayloadError("ENCODING", f"{what}: HTTP {answer.status}: body cannot be decoded as declared "
+                        f"({content_type}) / 应答无法按声明的字符集解码")
+
+
 def page_of(answer: Answer, what: str, *, rules: BodyStatusProfile | None = None,
             cursor_expired_status: int | None = None) -> Any:
     """The decoded JSON of a successful answer, or the typed error the answer means."""
     status, body, rule_wait_s = answer.status, None, None
     if 200 <= status < 300:
-        status, body, rule_wait_s = _status_from_body(answer, rules)
+        status, body, rule_wait_s = _status_from_body(answer, what, rules)
         if 200 <= status < 300:
             return body
-    code = str(get_path(body, rules.path)) if body is not None and rules else _error_code(answer)
+    code = str(get_path(body, rules.path)) if body is not None and rules else error_summary(answer)
     header_wait_s = retry_after_s(answer.headers.get("Retry-After"))
     wait_s = header_wait_s if header_wait_s is not None else rule_wait_s
     message = f"{what}: HTTP {answer.status} code {code}"

@@ -1,10 +1,13 @@
 """Where a REST pull stands and what to ask next: keyset cursors and page numbers over a time.
 
 Keyset cursor (eco-rest): pass the saved ``nextCursor``; the first sync, and a restart after the
-cursor expired, go by time from ``last seen updatedAt − overlap``. Page numbers (12315, 双公示 v2):
-each run starts at ``cursor time − overlap`` from page 1; the cursor time becomes the run's
-maximum change time only when the run completed. Both dedupe on (id, change time) inside the
-re-read window, so an overlap never publishes a version twice.
+cursor expired, go by time from ``last seen updatedAt − overlap``. A page without ``nextCursor``
+(the contract promises one) is followed by time from its latest change, and the next poll starts
+from the latest published − overlap; the same cursor twice ends the cycle rather than loop.
+
+Page numbers (12315, 双公示 v2): each run starts at ``cursor time − overlap`` from page 1; the
+cursor time becomes the run's maximum change time only when the run completed. Both dedupe on
+(id, change time) inside the re-read window, so an overlap never publishes a version twice.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class TimeFormat:
             return None
         try:
             if self._pattern == "iso":
-                parsed = datetime.fromisoformat(value)
+                parsed = datetime.fromisoformat(value.upper())  # RFC 3339 allows a lower-case t / z
                 return parsed if parsed.tzinfo else parsed.replace(tzinfo=self._tz)
             return datetime.strptime(value, self._pattern).replace(tzinfo=self._tz)
         except ValueError:
@@ -92,6 +95,7 @@ class Pager:
         self.page_size = min(page_size, paging.max_page_size)
         self._since_format = TimeFormat(paging.since_format, tz)
         self.updated_format = TimeFormat(records.updated_format, tz)
+        self._tz = tz
         self._overlap = timedelta(seconds=paging.overlap_s)
 
     # -- requests ---------------------------------------------------------------------------------
@@ -116,19 +120,47 @@ class Pager:
         """The next request of this cycle after ``body`` was published, updating ``state``; None at the end."""
         p = self.paging
         if p.style == "cursor":
-            next_cursor = get_path(body, p.next_cursor_path)
-            if isinstance(next_cursor, str) and next_cursor:
-                state.cursor = next_cursor
-            if not (get_path(body, p.has_more_path) and state.cursor):
-                return None
-            size = {p.size_param: str(self.page_size)}
-            return PageRequest({p.cursor_param: state.cursor, **size}, f"{p.cursor_param}={state.cursor}")
+            return self._following_cursor(request, body, state)
         if self._last_page(request, body):
             # The run completed: its latest change time becomes the cursor.
             state.since = max(filter(None, (state.since, state.max_updated)), default=None)
             self.prune(state)
             return None
         return self._page(request.params[p.since_param], request.page + 1)
+
+    def _following_cursor(self, request: PageRequest, body: Any, state: PollState) -> PageRequest | None:
+        p = self.paging
+        more = bool(get_path(body, p.has_more_path))
+        next_cursor = get_path(body, p.next_cursor_path)
+        if not (isinstance(next_cursor, str) and next_cursor):
+            return self._following_by_time(request, body, state, more)
+        state.cursor = next_cursor
+        if not more or next_cursor == request.params.get(p.cursor_param):  # the same cursor again: no progress
+            return None
+        size = {p.size_param: str(self.page_size)}
+        return PageRequest({p.cursor_param: next_cursor, **size}, f"{p.cursor_param}={next_cursor}")
+
+    def _following_by_time(self, request: PageRequest, body: Any, state: PollState,
+                           more: bool) -> PageRequest | None:
+        """A page without a cursor (the contract promises one on every page): go on from this page's
+        latest change time (inclusive; the boundary is deduped), and start the next poll from the
+        latest published − overlap, never again from the initial time."""
+        p = self.paging
+        state.cursor = None
+        if state.max_updated is not None:
+            state.since = state.max_updated - self._overlap
+        latest = self._latest_change(body)
+        if not more or latest is None:
+            return None
+        since = self._since_format.format(latest)
+        if since == request.params.get(p.since_param):
+            return None  # a whole page at one time: asking again would return the same page
+        return PageRequest({p.since_param: since, p.size_param: str(self.page_size)}, f"{p.since_param}={since}")
+
+    def _latest_change(self, body: Any) -> datetime | None:
+        items = get_path(body, self.records.items_path)
+        times = [t for _, t in map(self._key, items)] if isinstance(items, list) else []
+        return max(filter(None, times), default=None)
 
     def _last_page(self, request: PageRequest, body: Any) -> bool:
         p = self.paging
@@ -174,7 +206,8 @@ class Pager:
         changed = self.updated_format.parse(changed_text)
         if ident is None or changed is None:
             return None, None
-        return (str(ident), changed.isoformat()), changed
+        # The key names the instant in the source's zone, so "…Z" and "…+08:00" of one version match.
+        return (str(ident), changed.astimezone(self._tz).isoformat()), changed
 
     def prune(self, state: PollState) -> None:
         """Forget versions older than any re-read can reach."""

@@ -96,6 +96,8 @@ class RestProfile(_Strict):
     body_status: BodyStatusProfile | None = None
     rate_per_s: float = Field(default=5.0, gt=0)
     timeout_s: float = Field(default=15.0, gt=0)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024,
+                                description="an answer body larger than this (after decompression) is refused")
     pii_paths: tuple[str, ...] = Field(
         default=(), description="item paths holding personal data: never logged (documentation and checks)")
 

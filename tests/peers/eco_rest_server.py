@@ -3,6 +3,8 @@
 OAuth2 client credentials with expiring tokens, a keyset cursor over (updatedAt, id) on every page,
 410 CURSOR_EXPIRED for cursors of an older generation, and the contract's error bodies. Records are
 generated from the contract's samples; ``update`` gives a record a new version (later updatedAt).
+Ways a real deployment may answer are switches: pages in another charset or gzip-compressed, pages
+without ``nextCursor``, a token lifetime as text, and raw replies queued ahead of the data.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import copy
 import json
 import secrets
 import time
+from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +55,11 @@ class EcoRestServer(PeerServer):
         self.records: dict[str, dict[str, Any]] = {}
         self.generation = 0
         self.expire_tokens_after_pages: int | None = None  # fault: tokens die after this many pages served
+        self.page_charset = "utf-8"  # pages encoded so, and declared in Content-Type
+        self.gzip_pages = False  # Content-Encoding: gzip on pages
+        self.omit_next_cursor = False  # pages without nextCursor (the contract says every page has one)
+        self.expires_in_as_text = False  # token lifetime as a JSON string ("7200")
+        self.raw_replies: deque[web.Response] = deque()  # answered, in order, to authorized listing requests
         self._pages_served = 0
         self._tick = 0
         super().__init__()
@@ -101,7 +109,8 @@ class EcoRestServer(PeerServer):
                                  401)
         token = secrets.token_urlsafe(24)
         self.tokens[token] = time.monotonic() + self.expires_in
-        return json_response({"access_token": token, "token_type": "Bearer", "expires_in": self.expires_in,
+        expires: int | str = str(self.expires_in) if self.expires_in_as_text else self.expires_in
+        return json_response({"access_token": token, "token_type": "Bearer", "expires_in": expires,
                               "scope": "penalty.read"})
 
     def _authorized(self, request: web.Request) -> bool:
@@ -113,6 +122,8 @@ class EcoRestServer(PeerServer):
         if not self._authorized(request):
             return _error(401, "UNAUTHORIZED", "access_token无效或已过期",
                           {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if self.raw_replies:
+            return self.raw_replies.popleft()
         query = request.query
         try:
             limit = int(query.get("limit", "100"))
@@ -138,8 +149,18 @@ class EcoRestServer(PeerServer):
         self._pages_served += 1
         if self._pages_served == self.expire_tokens_after_pages:
             self.expire_tokens()
-        return json_response({"items": page, "nextCursor": self._encode(last), "hasMore": more},
-                             headers={"X-RateLimit-Remaining": "9"})
+        body: dict[str, Any] = {"items": page, "nextCursor": self._encode(last), "hasMore": more}
+        if self.omit_next_cursor:
+            del body["nextCursor"]
+        return self._page_response(body)
+
+    def _page_response(self, body: dict[str, Any]) -> web.Response:
+        response = web.Response(body=json.dumps(body, ensure_ascii=False).encode(self.page_charset),
+                                headers={"Content-Type": f"application/json; charset={self.page_charset}",
+                                         "X-RateLimit-Remaining": "9"})
+        if self.gzip_pages:
+            response.enable_compression(web.ContentCoding.gzip)
+        return response
 
     def _encode(self, key: tuple[datetime, str]) -> str:
         raw = json.dumps({"u": key[0].isoformat(), "id": key[1], "g": self.generation}).encode()
