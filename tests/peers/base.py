@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -105,7 +105,7 @@ class PeerServer:
         body = fault.body if fault.body is not None else {"code": "INTERNAL_ERROR", "message": "fault injected"}
         return json_response(body, fault.status, headers)
 
-    async def __aenter__(self) -> PeerServer:
+    async def __aenter__(self) -> Self:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         port = free_port()
