@@ -2,7 +2,9 @@
 
 zeep is synchronous: every method here runs in a worker thread (``asyncio.to_thread``). Answers
 are taken raw (``Settings(raw_response=True)``) and decoded by ``connectors.codecs`` ("soap"), so a
-mapping sees the same tree whether a page came from this connector or from a sample file.
+mapping sees the same tree whether a page came from this connector or from a sample file. An answer
+is read as a stream and refused as soon as it passes ``max_response_bytes`` (the codec's size check
+comes after the whole body is in memory: too late for a runaway answer).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import zeep
 from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
+from connectors.codecs import DecodeLimits
+from connectors.codecs.limits import check_size
 from gateway.errors import ConfigError
 
 from .config import SoapPollConfig
@@ -25,19 +29,47 @@ from .window import Window
 log = logging.getLogger(__name__)
 
 
-class QuietTransport(Transport):  # type: ignore[misc]
-    """zeep's transport without its debug log of each message, which holds the password."""
-
-    def post(self, address: str, message: bytes, headers: dict[str, str]) -> requests.Response:
-        response: requests.Response = self.session.post(address, data=message, headers=headers,
-                                                        timeout=self.operation_timeout)
-        return response
+CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class RawAnswer:
     status: int
     content: bytes
+
+
+class QuietTransport(Transport):
+    """zeep's transport without its debug log of each message (it holds the password), answering
+    a ``RawAnswer`` read up to ``max_response_bytes`` (zeep passes it through: ``raw_response``)."""
+
+    def __init__(self, *, max_response_bytes: int, **options: Any) -> None:
+        super().__init__(**options)  # type: ignore[no-untyped-call]
+        self.max_response_bytes = max_response_bytes
+
+    def post(self, address: str, message: bytes, headers: dict[str, str]) -> RawAnswer:
+        with self.session.post(address, data=message, headers=headers, timeout=self.operation_timeout,
+                               stream=True) as response:
+            return RawAnswer(status=response.status_code, content=read_capped(response, self.max_response_bytes))
+
+
+def read_capped(response: requests.Response, max_bytes: int) -> bytes:
+    """The (decoded) body, or ``PAYLOAD_TOO_LARGE`` as soon as it is longer than ``max_bytes``.
+
+    Counted after content decoding, so a small gzip body that inflates past the limit is refused too.
+    A non-success answer that is too long is cut instead: its status says what happened.
+    """
+    limits = DecodeLimits(max_bytes=max_bytes)
+    declared = response.headers.get("Content-Length", "")
+    if response.status_code == 200 and declared.isdigit():
+        check_size(int(declared), limits, "the answer (Content-Length)")
+    body = bytearray()
+    for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
+        body += chunk
+        if len(body) > max_bytes:
+            if response.status_code != 200:
+                return b""
+            check_size(len(body), limits, "the answer (read so far)")
+    return bytes(body)
 
 
 class SoapClient:
@@ -53,7 +85,8 @@ class SoapClient:
         config = self._config
         session = requests.Session()
         session.verify = str(config.ca_bundle) if config.ca_bundle else True
-        transport = QuietTransport(session=session, timeout=config.timeout_s, operation_timeout=config.timeout_s)  # type: ignore[no-untyped-call]
+        transport = QuietTransport(session=session, timeout=config.timeout_s, operation_timeout=config.timeout_s,
+                                   max_response_bytes=config.max_response_bytes)
         wsse = UsernameToken(config.username, config.password.get_secret_value())  # type: ignore[no-untyped-call]
         with translating_transport_errors(f"WSDL {config.wsdl}"):
             client = zeep.Client(  # type: ignore[no-untyped-call]
@@ -71,9 +104,9 @@ class SoapClient:
         if self._service is None:
             raise RuntimeError("SoapClient.load() first")
         with translating_transport_errors(f"{operation} p{page_no}"):
-            response: requests.Response = self._service[operation](
+            answer: RawAnswer = self._service[operation](
                 startTime=window.start_text, endTime=window.end_text, pageNo=page_no, pageSize=page_size)
-            return RawAnswer(status=response.status_code, content=response.content)
+            return answer
 
     def close(self) -> None:
         if self._session is not None:

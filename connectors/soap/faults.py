@@ -24,6 +24,7 @@ PERMANENT_CODES: dict[str, str] = {
     "2001": "查询参数错误，连接器已停止，请检查配置",
 }
 RATE_LIMITED_CODE = "3001"
+CALLER_FAULT_CODES = frozenset({"Client", "Sender"})  # SOAP 1.1 / SOAP 1.2: the request itself is refused
 
 
 def fault_error(fault: SoapFault, *, where: str, rate_limited_backoff_s: float) -> Exception:
@@ -36,7 +37,7 @@ def fault_error(fault: SoapFault, *, where: str, rate_limited_backoff_s: float) 
         return PermanentError(f"{text}（{PERMANENT_CODES['1001']}）")
     if code == RATE_LIMITED_CODE:
         return SourceUnavailable(f"{text}（请求过于频繁，稍后重试）", retry_after_s=rate_limited_backoff_s)
-    if not code and fault.faultcode.rpartition(":")[2] == "Client":
+    if not code and fault.faultcode.rpartition(":")[2] in CALLER_FAULT_CODES:
         return PermanentError(f"{text}（对方拒绝请求，连接器已停止）")
     return SourceUnavailable(f"{text}（对方系统暂不可用，稍后重试）")
 

@@ -5,6 +5,11 @@ operation's cursor up to now: windows of ``window_s`` starting ``overlap_s`` bef
 each read page by page until a short or empty page. Each non-empty page is one envelope; the cursor
 moves to the window's end only after every page of it was published (durably written). Transient
 faults and store outages are waited out on the same page; permanent ones stop the connector.
+
+The source keeps no snapshot across pages: a record updated while its window is paged leaves the
+window and every later record moves up one place, so one would be skipped for good. A page whose
+``totalCount`` differs from page 1's shows that; the window is then read again from page 1 (ingest
+drops the re-read records as duplicates), at most ``MAX_WINDOW_READS`` times.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from .config import SoapOperation, SoapPollConfig
 from .faults import decode_answer
 from .throttle import CallGate, Sleep
 from .window import BEIJING, Window, cursor_key, decode_cursor, encode_cursor, next_window
+from .xsi import XSI_NAMESPACE, resolve_instance_attributes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 SUCCESS_CODE = "0000"
+MAX_WINDOW_READS = 3  # a window whose total keeps changing is taken as read on the last pass
 
 
 class LeaseLost(Exception):
@@ -39,9 +46,7 @@ class LeaseLost(Exception):
 
 def page_records(tree: Any, where: str) -> int:
     """How many records a decoded page holds (``return.records.record``: a list, one dict, or none)."""
-    page = tree.get("return") if isinstance(tree, dict) else None
-    if not isinstance(page, dict):
-        raise PayloadError("MALFORMED", f"{where}: no return element（响应缺少 return）", location=where)
+    page = _page(tree, where)
     code = page.get("returnCode")
     if isinstance(code, str) and code.strip() and code.strip() != SUCCESS_CODE:
         raise SourceUnavailable(f"{where}: returnCode {code}: {page.get('returnMsg')}")
@@ -50,6 +55,19 @@ def page_records(tree: Any, where: str) -> int:
     if isinstance(found, list):
         return len(found)
     return 1 if isinstance(found, dict) else 0
+
+
+def page_total(tree: Any, where: str) -> int | None:
+    """The page's ``totalCount`` (records in the whole window as the source counts them now)."""
+    total = _page(tree, where).get("totalCount")
+    return int(total) if isinstance(total, str) and total.strip().isdigit() else None
+
+
+def _page(tree: Any, where: str) -> dict[str, Any]:
+    page = tree.get("return") if isinstance(tree, dict) else None
+    if not isinstance(page, dict):
+        raise PayloadError("MALFORMED", f"{where}: no return element（响应缺少 return）", location=where)
+    return page
 
 
 class SoapPollConnector:
@@ -67,6 +85,12 @@ class SoapPollConnector:
         self._client = SoapClient(config)
         self._limits = DecodeLimits(max_bytes=config.max_response_bytes)
         self._gate: CallGate | None = None
+        self._first_call = asyncio.Lock()
+        self._got_through = False
+        """Set after the first answer that was not a Fault: until then calls go one at a time, so a
+        wrong password costs one failed login per start (the account locks after 5 in 10 minutes)."""
+        self._refused = False
+        """Set when that first call failed for good: the calls queued behind it are not sent."""
         self._holding = False
         self.caught_up = asyncio.Event()
         """Set after each cycle that brought every operation up to now (for tests and the demo)."""
@@ -74,6 +98,7 @@ class SoapPollConnector:
     async def run(self, publish: Publish) -> None:
         self._gate = CallGate(max_calls_per_min=self.config.max_calls_per_min,
                               max_concurrency=self.config.max_concurrency, sleep=self._sleep)
+        self._got_through = self._refused = False  # a restarted run proves its credentials again
         try:
             await self._retrying("loading the WSDL", partial(asyncio.to_thread, self._client.load))
             while True:
@@ -137,24 +162,56 @@ class SoapPollConnector:
                 return
 
     async def _read_window(self, operation: SoapOperation, window: Window, publish: Publish) -> None:
-        page_no = 1
+        name = f"{operation.name} {window.start_text}-{window.end_text}"
+        for read in range(1, MAX_WINDOW_READS + 1):
+            pages, steady = await self._read_pages(operation, window, publish)
+            if steady:
+                break
+            if read < MAX_WINDOW_READS:
+                log.info("%s: %s: totalCount changed while paging; reading the window again",
+                         self.connector_id, name)
+            else:
+                log.warning("%s: %s: totalCount changed on each of %d reads; records updated meanwhile may "
+                            "have been skipped（分页期间记录总数持续变化，可能漏读）", self.connector_id, name, read)
+        # Every page of the window is durably written: only now may the source be considered read.
+        await self._retrying(name, partial(self._state.save, cursor_key(operation.name), encode_cursor(window.end)))
+        log.info("%s: read %s up to page %d", self.connector_id, name, pages)
+
+    async def _read_pages(self, operation: SoapOperation, window: Window, publish: Publish) -> tuple[int, bool]:
+        """One pass over the window's pages: how many were read, and whether totalCount held still."""
+        page_no, first_total = 1, None
         while True:
             where = f"{operation.name} {window.start_text}-{window.end_text} p{page_no}"
             tree, raw = await self._retrying(where, partial(self._fetch, operation, window, page_no, where))
-            count = page_records(tree, where)
+            count, total = page_records(tree, where), page_total(tree, where)
             if count:
                 envelope = self._envelope(operation, window, page_no, where, tree, raw)
                 await self._retrying(where, partial(publish, envelope))
+            if page_no == 1:
+                first_total = total
+            elif total != first_total:
+                return page_no, False
             if count < self.config.page_size:
-                break
+                return page_no, True
             page_no += 1
-        # Every page of the window is durably written: only now may the source be considered read.
-        await self._retrying(where, partial(self._state.save, cursor_key(operation.name), encode_cursor(window.end)))
-        log.info("%s: read %s up to page %d", self.connector_id, where.rpartition(" p")[0], page_no)
 
     async def _fetch(self, operation: SoapOperation, window: Window, page_no: int, where: str) -> tuple[Any, bytes]:
         if not await self._lease.renew():
             raise LeaseLost(where)
+        if self._got_through:
+            return await self._call(operation, window, page_no, where)
+        async with self._first_call:
+            if self._refused:
+                raise PermanentError(f"{where}: not sent: an earlier call was refused（前一请求被拒绝，本请求未发送）")
+            try:
+                answer = await self._call(operation, window, page_no, where)
+            except (PermanentError, ConfigError):
+                self._refused = True
+                raise
+            self._got_through = True
+            return answer
+
+    async def _call(self, operation: SoapOperation, window: Window, page_no: int, where: str) -> tuple[Any, bytes]:
         assert self._gate is not None
         async with self._gate.call():
             return await asyncio.to_thread(self._query, operation, window, page_no, where)
@@ -164,6 +221,8 @@ class SoapPollConnector:
         answer = self._client.query(operation.name, window, page_no, self.config.page_size)
         tree = decode_answer(answer.status, answer.content, where=where, limits=self._limits,
                              rate_limited_backoff_s=self.config.rate_limited_backoff_s)
+        if XSI_NAMESPACE in answer.content:
+            tree = resolve_instance_attributes(tree)
         return tree, answer.content
 
     def _envelope(self, operation: SoapOperation, window: Window, page_no: int, where: str, tree: Any,

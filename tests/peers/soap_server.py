@@ -5,7 +5,9 @@ soap:address rewritten to itself) and answers QueryInspections / QueryPenalties 
 records: filtered by the GXSJ window ``[startTime, endTime)``, ordered by GXSJ then key, paged.
 Every request must carry the WS-Security UsernameToken (PasswordText); a wrong one gets the
 contract's Fault 1001 bytes. Fault injection: ``fail(kind, times)`` answers the next calls with a
-Fault (1001, 1002, 2001, 3001, 5000) or a proxy page (502, 503); ``delay_s`` slows every answer.
+Fault (1001, 1002, 2001, 3001, 5000), a proxy page (502, 503) or a 200 body that never ends
+("endless", for response size limits); ``delay_s`` slows every answer; ``after_call`` runs after each
+answer (a test changes the records between two pages: the source keeps no snapshot).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import copy
 import re
 from bisect import bisect_left
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,6 +51,7 @@ FAULTS = {  # errorCode -> (faultcode, errorMsg), as the contract's README lists
     "3001": ("soap:Server", "请求过于频繁，请稍后重试"),
     "5000": ("soap:Server", "系统内部错误"),
 }
+ENDLESS_CHUNK = b"<record><JCBH>" + b"X" * 8000 + b"</JCBH></record>"
 PROXY_PAGE = b"<html><head><title>%d</title></head><body><h1>%d Service Unavailable</h1></body></html>"
 
 
@@ -136,7 +140,10 @@ class SoapPeer:
     delay_s: float = 0.0
     canned: dict[tuple[str, int], bytes] = field(default_factory=dict)
     """(operation, pageNo) -> a whole answer sent as is (the contract's sample files)."""
+    after_call: Callable[[PeerCall], None] | None = None
+    """Runs after each operation call is answered (change ``records`` here: replace a list, see ``_index``)."""
     calls: list[PeerCall] = field(default_factory=list)
+    endless_bytes_sent: int = 0
     wsdl_gets: int = 0
     max_in_flight: int = 0
     _in_flight: int = 0
@@ -180,7 +187,7 @@ class SoapPeer:
         text = re.sub(r'(<soap:address location=")[^"]*(")', rf"\g<1>{self.url}\g<2>", contract_wsdl())
         return web.Response(body=text.encode(), content_type="text/xml", charset="utf-8")
 
-    async def _operation(self, request: web.Request) -> web.Response:
+    async def _operation(self, request: web.Request) -> web.StreamResponse:
         self._in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
@@ -189,11 +196,30 @@ class SoapPeer:
             query = parse_query(await request.read())
             status, body, content_type = self._answer(query, request.headers.get("SOAPAction", ""))
             params = query.params
-            self.calls.append(PeerCall(query.operation, params.get("startTime", ""), params.get("endTime", ""),
-                                       _int(params.get("pageNo")), _int(params.get("pageSize")), status))
+            call = PeerCall(query.operation, params.get("startTime", ""), params.get("endTime", ""),
+                            _int(params.get("pageNo")), _int(params.get("pageSize")), status)
+            self.calls.append(call)
+            if self.after_call is not None:
+                self.after_call(call)
+            if content_type == "endless":
+                return await self._endless(request)
             return web.Response(status=status, body=body, content_type=content_type, charset="utf-8")
         finally:
             self._in_flight -= 1
+
+    async def _endless(self, request: web.Request) -> web.StreamResponse:
+        """A 200 page whose records never end, streamed until the client hangs up."""
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/xml;charset=UTF-8"})
+        await response.prepare(request)
+        head = ('<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+                f'<ns2:QueryInspectionsResponse xmlns:ns2="{TNS}">')
+        try:
+            await response.write(head.encode() + b"<return><records>")
+            while True:
+                await response.write(ENDLESS_CHUNK)
+                self.endless_bytes_sent += len(ENDLESS_CHUNK)
+        except (ConnectionError, RuntimeError):  # the client closed the connection
+            return response
 
     def _answer(self, query: Query, soap_action: str) -> tuple[int, bytes, str]:
         if (query.username, query.password, query.password_type) != (self.username, self.password, PASSWORD_TEXT):
@@ -202,6 +228,8 @@ class SoapPeer:
             kind = self._faults.popleft()
             if kind in ("502", "503"):
                 return int(kind), PROXY_PAGE % (int(kind), int(kind)), "text/html"
+            if kind == "endless":
+                return 200, b"", "endless"
             return 500, fault_body(kind), "text/xml"
         if query.operation not in KEYS or soap_action.strip('"') != f"urn:{query.operation}":
             return 500, fault_body("2001", f"unknown operation or SOAPAction {soap_action}"), "text/xml"
