@@ -13,6 +13,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -74,12 +75,20 @@ class Claimed:
         self.handle.close()
 
 
+class NotARegularFile(OSError):
+    """A FIFO, device or directory where a data file should be: never read (a FIFO would block)."""
+
+
 def _lock(path: Path) -> BinaryIO | None:
-    """Open without following a symlink and lock; None when another holder has it."""
+    """Open without following a symlink (nor blocking on a FIFO) and lock; None when another
+    holder has it. Raises ``NotARegularFile`` for anything but a regular file."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotARegularFile(errno.EINVAL, "not a regular file", str(path))
     handle = os.fdopen(fd, "rb")
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -92,7 +101,8 @@ def _lock(path: Path) -> BinaryIO | None:
 def claim(dirs: ProviderDirs, data: Path) -> Claimed | None:
     """Move ``upload/{name}`` and its marker into ``processing/``; None when someone else has it.
 
-    Raises ``OSError`` (ELOOP) for a symlink: the caller refuses it without following it.
+    Raises ``OSError`` (ELOOP) for a symlink, ``NotARegularFile`` for a FIFO or device: the caller
+    refuses it without reading it.
     """
     handle = _lock(data)
     if handle is None:
@@ -118,8 +128,8 @@ def orphans(dirs: ProviderDirs) -> list[Claimed]:
     if not dirs.processing.is_dir():
         return found
     for path in sorted(dirs.processing.iterdir()):
-        if path.suffix.lstrip(".") not in DATA_EXTENSIONS or path.is_symlink():
-            continue
+        if path.suffix.lstrip(".") not in DATA_EXTENSIONS or not path.is_file() or path.is_symlink():
+            continue  # only this module moves files here, and only regular ones
         handle = _lock(path)
         if handle is not None:
             stray = dirs.upload / path.with_suffix(MARKER_SUFFIX).name  # crash between the two renames
@@ -137,7 +147,8 @@ def move_aside(path: Path, folder: Path) -> None:
 
 
 def archive(claimed: Claimed, now: datetime) -> Path:
-    """Processed data + marker into ``archive/{yyyyMMdd}/``."""
+    """Processed data + marker into ``archive/{yyyyMMdd}/`` (the contract's archive folder, a
+    folder per day in it as issue #4 asks: a day's files are found, and removed, together)."""
     folder = claimed.dirs.archive / now.astimezone(SHANGHAI).strftime("%Y%m%d")
     move_aside(claimed.marker, folder)
     move_aside(claimed.data, folder)
@@ -154,4 +165,5 @@ def fail(dirs: ProviderDirs, paths: list[Path], code: str, reason: str) -> None:
 
 
 def is_symlink_error(exc: OSError) -> bool:
-    return exc.errno == errno.ELOOP
+    """A data file the connector refuses without reading: a symlink, a FIFO or a device."""
+    return isinstance(exc, NotARegularFile) or exc.errno == errno.ELOOP

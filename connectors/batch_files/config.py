@@ -24,6 +24,8 @@ PENALTY_XML_LABELS: dict[str, str] = {
     "SFSX": "是否涉刑", "CFXWBH": "处罚行为编号", "CFXWMC": "处罚行为名称", "JGSXBM": "监管事项编码",
     "JCXWBH": "检查行为编号", "AJLY": "案件来源", "XZQHDM": "行政区划代码", "CFJG": "处罚机关",
     "CFJGDM": "处罚机关统一社会信用代码", "BZ": "备注",
+    # The codecs NFKC-normalise headers (half-width brackets); messages name them as the template does.
+    "罚款金额(元)": "罚款金额（元）", "没收违法所得、没收非法财物金额(元)": "没收违法所得、没收非法财物金额（元）",
 }
 
 
@@ -60,6 +62,14 @@ class BatchFilesConfig(BaseModel):
     required_columns: dict[str, tuple[str, ...]] = Field(default_factory=lambda: {
         "csv": PENALTY_REQUIRED_COLUMNS, "xlsx": PENALTY_REQUIRED_COLUMNS,
     })
+    # variant -> the column holding the deciding body's USCC (处罚机关统一社会信用代码): it must be the
+    # providing bureau of the file name or a body that bureau submits for (``subordinates``).
+    org_columns: dict[str, str] = Field(default_factory=lambda: {
+        "csv": "处罚机关统一社会信用代码", "xlsx": "处罚机关统一社会信用代码", "xml": "CFJGDM",
+    })
+    # provider USCC -> the USCCs of bodies whose decisions it may submit (the contract's "superior
+    # (configured)"); a provider always submits its own.
+    subordinates: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     # source column -> Chinese label used in result messages (XML elements, v1 codes).
     column_labels: dict[str, str] = Field(default_factory=lambda: dict(PENALTY_XML_LABELS))
     # Warnings that are not the bureau's to act on (BEH-001: the inspection may still be to come)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
+from codecs import BOM_UTF8 as UTF8_BOM  # Notepad's "UTF-8" prefixes the otherwise ASCII line with it
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -12,7 +16,10 @@ from connectors.file_meta import parse_file_name
 DATA_EXTENSIONS: tuple[str, ...] = ("csv", "xlsx", "xml")
 MARKER_SUFFIX = ".ok"
 MAX_MARKER_BYTES = 1024
-_MARKER = re.compile(r"^(?P<name>[^|\x00]+)\|(?P<rows>[0-9]{1,9})\|(?P<sha>[0-9a-f]{64})$")
+# Fields may be padded with blanks and the hex is read in either case: tools on the bureaus' side
+# (PowerShell's Get-FileHash prints upper case) differ, and neither changes what the marker says.
+_MARKER = re.compile(r"^[ \t]*(?P<name>[^|\x00]+?)[ \t]*\|[ \t]*(?P<rows>[0-9]{1,9})[ \t]*\|"
+                     r"[ \t]*(?P<sha>[0-9A-Fa-f]{64})[ \t]*$")
 
 
 class FileRefused(Exception):
@@ -64,7 +71,8 @@ def parse_marker(text: bytes, expected_data_name: str) -> Marker:
     if len(text) > MAX_MARKER_BYTES:
         raise FileRefused("F001", ".ok 标记文件格式错误（过大）", "the .ok marker is too large")
     try:
-        line = text.decode("ascii").strip("\r\n")
+        # One line; a trailing line end (CRLF, LF or none) and blank lines after it are tolerated.
+        line = text.removeprefix(UTF8_BOM).decode("ascii").strip("\r\n")
     except UnicodeDecodeError as exc:
         raise FileRefused("F001", ".ok 标记文件格式错误（应为 ASCII）", "the .ok marker is not ASCII") from exc
     match = _MARKER.fullmatch(line)
@@ -73,7 +81,22 @@ def parse_marker(text: bytes, expected_data_name: str) -> Marker:
     if match["name"] != expected_data_name:
         raise FileRefused("F005", f".ok 标记中的文件名“{_shown(match['name'])}”与数据文件不符",
                           f"the marker names {match['name']!r}, not {expected_data_name!r}")
-    return Marker(data_name=match["name"], rows=int(match["rows"]), sha256=match["sha"])
+    return Marker(data_name=match["name"], rows=int(match["rows"]), sha256=match["sha"].lower())
+
+
+def read_marker(path: Path) -> bytes:
+    """A marker's bytes, bounded, from a regular file only: a marker that is a symlink, a FIFO or a
+    device (``/dev/zero``) is refused (``F001``) without being followed or read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise FileRefused("F001", ".ok 标记文件不是普通文件（符号链接），已拒收", "the marker is a symlink") from exc
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            raise FileRefused("F001", ".ok 标记文件不是普通文件，已拒收", "the marker is not a regular file")
+        return stream.read(MAX_MARKER_BYTES + 1)
 
 
 def data_file_for(upload: Path, base: str) -> Path | None:

@@ -10,7 +10,7 @@ E110. Messages name the column (Chinese header) and the value, never a natural p
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from connectors.base import ReceiptError, RecordReceipt
@@ -64,6 +64,8 @@ def e_code(error: ReceiptError, column: str | None) -> str:
     if code.startswith("IDENTIFIER_"):
         if "division" in field or "区划" in (column or "") or "DFBM" in probe:
             return "E109"
+        if "supervision_item" in field:  # a code of the supervision-item catalogue, not a USCC
+            return "E104"
         if any(h in probe for h in _USCC_HINT):
             return "E102"
         return "E103" if any(h in probe for h in _ID_HINT) else "E102"
@@ -159,6 +161,18 @@ def result_for(receipt: RecordReceipt, row_no: int, key: str, row: Mapping[str, 
     hints = [w.message_zh for w in receipt.warnings if w.code not in silent_warnings]
     message = "提示：" + "；".join(dict.fromkeys(hints)) if hints else ""
     return ResultRow(row_no, key, ACCEPTED, "", message)
+
+
+def foreign_org_row(row_no: int, key: str, org_uscc: str, provider: str,
+                    subordinates: Mapping[str, Sequence[str]]) -> ResultRow | None:
+    """A row whose deciding body is neither the file's provider nor one it submits for (contract:
+    provider_uscc "must equal 处罚机关统一社会信用代码 or be its superior (configured)"): E110.
+    None when the row may be submitted, or has no such USCC (E101 is the mapping's to report)."""
+    org = org_uscc.strip().upper()
+    if not org or org == provider or org in subordinates.get(provider, ()):
+        return None
+    return ResultRow(row_no, key, REJECTED, "E110",
+                     f"处罚机关统一社会信用代码“{org}”与报送单位“{provider}”不符（既非本单位也非其下级单位）")
 
 
 def duplicate_row(row_no: int, key: str, first_row: int) -> ResultRow:

@@ -3,9 +3,9 @@ stream its rows with their data-row numbers.
 
 Verification reads the whole file once: SHA-256, size and row count (F001/F002), encoding (F003)
 and header (F004). For a CSV without quote characters the rows are counted on the bytes (a line
-end is a row end); otherwise the csv reader counts them. Memory stays bounded by one read chunk
-(CSV), openpyxl's read-only mode (XLSX) or ``max_bytes`` (XML, decoded whole; the contract's files
-are ≤ 20 MB).
+end is a row end, a line of nothing but separators is blank); otherwise the csv reader counts
+them. Memory stays bounded by one read chunk (CSV), openpyxl's read-only mode (XLSX) or
+``max_bytes`` (XML, decoded whole; the contract's files are ≤ 20 MB).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from connectors.codecs.text_encoding import TextDecoder
 from gateway.errors import PayloadError
 
 READ_CHUNK_BYTES = 1024 * 1024
+XLSX_SHEET_TITLE = "行政处罚"  # the contract's first sheet; preferred when a notes sheet precedes it
 
 _PAYLOAD_REASONS = {
     "ENCODING": "字符编码错误（应为 GBK）",
@@ -40,6 +41,9 @@ class Verified:
     rows: int
     sha256: str
     encoding: str | None
+    # Data rows with the blank rows between them (kept so that row numbers stay the file's); a
+    # marker may count either way (blank rows are no data, but exporters count sheet rows).
+    span: int = -1
     xml_records: list[Any] = field(default_factory=list)
     xml_header: dict[str, Any] = field(default_factory=dict)
 
@@ -69,22 +73,39 @@ def verify(path: Path, fmt: str, marker: Marker, *, limits: DecodeLimits, encodi
     except PayloadError as exc:
         raise refusal(exc) from exc
     verified.sha256 = digest
-    if verified.rows != marker.rows:
+    span = max(verified.span, verified.rows)
+    if marker.rows not in (verified.rows, span):
         raise FileRefused("F001", f"文件实有数据 {verified.rows} 行，与 .ok 标记的 {marker.rows} 行不符",
                           f"{verified.rows} data rows, the marker says {marker.rows}")
-    if verified.rows > limits.max_rows:
-        raise FileRefused("F003", f"数据行数 {verified.rows} 超过上限 {limits.max_rows}",
-                          f"{verified.rows} rows, over the limit of {limits.max_rows}")
+    if span > limits.max_rows:
+        raise FileRefused("F003", f"数据行数 {span} 超过上限 {limits.max_rows}",
+                          f"{span} rows, over the limit of {limits.max_rows}")
     return verified
 
 
 @dataclass(slots=True)
 class _Scan:
+    """What the bytes of a CSV say about its rows: lines with a value and the blank lines among
+    them (a blank line: nothing but separators, as editors leave after the data)."""
+
     quotes: int = 0
-    newlines: int = 0
     bare_cr: bool = False
-    tail: bytes = b""
     encoding: str | None = None
+    filled_lines: int = 0
+    inner_blank_lines: int = 0
+    pending_blank_lines: int = 0
+    partial_line: bytes = b""
+
+    def add_lines(self, chunk: bytes, *, final: bool) -> None:
+        lines = (self.partial_line + chunk).split(b"\n")
+        self.partial_line = b"" if final else lines.pop()
+        for line in lines:
+            if line.rstrip(b"\r").strip(b","):
+                self.filled_lines += 1
+                self.inner_blank_lines += self.pending_blank_lines
+                self.pending_blank_lines = 0
+            else:
+                self.pending_blank_lines += 1
 
 
 def _hash_and_scan(path: Path, fmt: str, encoding: str | None) -> tuple[str, _Scan]:
@@ -99,14 +120,14 @@ def _hash_and_scan(path: Path, fmt: str, encoding: str | None) -> tuple[str, _Sc
             if decoder is None:
                 continue
             scan.quotes += chunk.count(b'"')
-            scan.newlines += chunk.count(b"\n")
             scan.bare_cr = scan.bare_cr or chunk.count(b"\r") != chunk.count(b"\r\n") or chunk.endswith(b"\r")
-            scan.tail = (scan.tail + chunk)[-4096:]
+            scan.add_lines(chunk, final=False)
             try:
                 decoder.decode(chunk)
             except PayloadError:
                 scan.encoding = "invalid"  # reported by _count with its location, after the SHA check
                 decoder = None
+    scan.add_lines(b"", final=True)
     if decoder is not None:
         try:
             decoder.decode(b"", final=True)
@@ -129,17 +150,13 @@ def _count(path: Path, fmt: str, scan: _Scan, *, limits: DecodeLimits, encoding:
         if missing:
             raise FileRefused("F004", f"表头缺少必需列：{'、'.join(missing)}", f"missing columns: {missing}")
     if fmt == "csv" and scan.quotes == 0 and not scan.bare_cr and scan.encoding != "invalid":
-        return Verified(rows=_rows_from_lines(scan), sha256="", encoding=scan.encoding)
-    rows = sum(1 for _ in iter_rows(path, fmt, limits=limits, encoding=encoding))
-    return Verified(rows=rows, sha256="", encoding=scan.encoding)
-
-
-def _rows_from_lines(scan: _Scan) -> int:
-    """Data rows of a quote-free CSV: its lines without the header and the blank lines at the end."""
-    trailing = len(scan.tail) - len(scan.tail.rstrip(b"\r\n"))
-    trailing_newlines = scan.tail[len(scan.tail) - trailing:].count(b"\n") if trailing else 0
-    lines = scan.newlines - trailing_newlines + 1  # the last line may have no line end
-    return max(lines - 1, 0)
+        rows = max(scan.filled_lines - 1, 0)  # without the header
+        return Verified(rows=rows, sha256="", encoding=scan.encoding, span=rows + scan.inner_blank_lines)
+    rows = span = 0
+    for row in iter_rows(path, fmt, limits=limits, encoding=encoding):
+        span += 1
+        rows += any(row.values())
+    return Verified(rows=rows, sha256="", encoding=scan.encoding, span=span)
 
 
 def xml_parts(tree: Any) -> tuple[list[Any], dict[str, Any]]:
@@ -159,9 +176,31 @@ def xml_parts(tree: Any) -> tuple[list[Any], dict[str, Any]]:
 
 
 def iter_rows(path: Path, fmt: str, *, limits: DecodeLimits, encoding: str | None) -> Iterator[dict[str, str]]:
-    """The data rows of a CSV or XLSX file, streamed (XML records come from ``Verified``)."""
+    """The data rows of a CSV or XLSX file, streamed (XML records come from ``Verified``), keyed by
+    the header names without inner blanks (``_compact_names``)."""
     if fmt == "xlsx":
-        yield from iter_xlsx_rows(path, limits=limits)
+        yield from _compact_names(iter_xlsx_rows(path, limits=limits, sheet_title=XLSX_SHEET_TITLE))
         return
     with path.open("rb") as stream:
-        yield from iter_csv_rows(stream, encoding=encoding, limits=limits)
+        # A short row is the row's problem (its empty cells are reported), not the whole file's.
+        yield from _compact_names(iter_csv_rows(stream, encoding=encoding, limits=limits, pad_short=True))
+
+
+def _compact_names(rows: Iterator[dict[str, str]]) -> Iterator[dict[str, str]]:
+    """Rows keyed by header names with their inner whitespace removed: templates wrap long names
+    (a line break in the cell) or pad them, and no contract header has a blank of its own. A name
+    that would then collide with another is left as it is."""
+    first = next(rows, None)
+    if first is None:
+        return
+    names = list(first)
+    compact = ["".join(name.split()) for name in names]
+    if compact == names:
+        yield first
+        yield from rows
+        return
+    renamed = [c if compact.count(c) == 1 and (c == n or c not in names) else n
+               for n, c in zip(names, compact, strict=True)]
+    yield dict(zip(renamed, first.values(), strict=True))
+    for row in rows:
+        yield dict(zip(renamed, row.values(), strict=True))

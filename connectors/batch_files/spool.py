@@ -70,9 +70,16 @@ class Spool:
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
 
+# The contract's result file is GBK. GB18030 (what GBK input is decoded as) writes a character
+# beyond GBK as a four-byte sequence that no GBK reader can decode, so the result file is encoded
+# as GBK proper and such a character (from an XLSX or XML value) is shown as "?".
+_GBK_FAMILY = frozenset({"gbk", "gb18030", "gb2312", "cp936"})
+
+
 def write_result_file(target: Path, encoding: str, rows: Iterable[Sequence[object]]) -> None:
+    codec = "gbk" if encoding.lower().replace("_", "") in _GBK_FAMILY else encoding
     temporary = target.with_name(f".{target.name}.tmp")
-    with temporary.open("w", encoding=encoding, errors="replace", newline="") as out:
+    with temporary.open("w", encoding=codec, errors="replace", newline="") as out:
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(RESULT_HEADER)
         writer.writerows(rows)

@@ -29,10 +29,13 @@ def iter_csv_rows(
     encoding: str | None = None,
     chunk_bytes: int | None = None,
     limits: DecodeLimits = DEFAULT_LIMITS,
+    pad_short: bool = False,
 ) -> Iterator[dict[str, str]]:
     """Rows of a CSV byte stream, one dict per data row; header in the first record.
 
-    ``encoding`` None detects (``text_encoding``). Raises ``PayloadError`` (``ENCODING``,
+    ``encoding`` None detects (``text_encoding``). A record with fewer fields than the header is
+    ``MALFORMED`` unless ``pad_short`` (its missing trailing cells are then empty: Excel leaves out
+    the separators of trailing blank cells in some rows). Raises ``PayloadError`` (``ENCODING``,
     ``HEADER_MISSING``, ``MALFORMED``, ``PAYLOAD_TOO_LARGE``) when it meets the problem, so rows
     before a bad one have already been yielded.
     """
@@ -43,7 +46,7 @@ def iter_csv_rows(
     if header_cells is None:
         raise PayloadError("HEADER_MISSING", "the file is empty（文件为空，缺少表头行）", location="row 0")
     header = normalise_header(header_cells)
-    yield from assemble_rows(header, records, limits, pad_short=False)
+    yield from assemble_rows(header, records, limits, pad_short=pad_short)
 
 
 def decode_csv(data: bytes, *, limits: DecodeLimits, encoding: str | None = None) -> list[dict[str, str]]:

@@ -1,4 +1,4 @@
-"""XLSX -> rows ``{header: cell string}`` of the first sheet, header in row 1, streamed.
+"""XLSX -> rows ``{header: cell string}`` of the first (or a named) sheet, header in row 1, streamed.
 
 The archive is checked (``zip_guard``) before openpyxl sees it; openpyxl reads it in
 ``read_only`` mode, row by row. Cell values become strings (``cell_text``), so a mapping sees
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import math
 import os
 import warnings
 import zipfile
@@ -30,6 +31,13 @@ from .zip_guard import check_archive
 
 Source = str | os.PathLike[str] | IO[bytes]
 _BATCH_ROWS = 256
+# Built-in number formats the standard leaves to the locale: in zh-CN Excel and WPS, 27-31, 36 and
+# 50-54, 57, 58 are dates (31 is the long date "yyyy年m月d日") and 32-35, 55, 56 times. A workbook
+# names only their id, and openpyxl knows no code for them, so it would give the serial number.
+CJK_DATE_FORMAT_IDS = frozenset({*range(27, 37), *range(50, 59)})
+# Excel keeps and shows 15 significant digits; the binary double behind a computed cell may
+# carry noise beyond them (1234.5600000000001 is shown and meant as 1234.56).
+_EXCEL_DIGITS = 15
 
 # What openpyxl and zipfile raise on a damaged workbook; translated to MALFORMED at this edge.
 _BROKEN = (
@@ -38,8 +46,11 @@ _BROKEN = (
 )
 
 
-def iter_xlsx_rows(source: Source, limits: DecodeLimits = DEFAULT_LIMITS) -> Iterator[dict[str, str]]:
-    """Rows of the first sheet of an XLSX file (path or seekable binary stream).
+def iter_xlsx_rows(
+    source: Source, limits: DecodeLimits = DEFAULT_LIMITS, *, sheet_title: str | None = None
+) -> Iterator[dict[str, str]]:
+    """Rows of the sheet titled ``sheet_title`` (when there is one), else of the first sheet, of an
+    XLSX file (path or seekable binary stream).
 
     Raises ``PayloadError``: ``PAYLOAD_TOO_LARGE``, ``ZIP_BOMB``, ``MALFORMED``, ``XML_FORBIDDEN``,
     ``HEADER_MISSING``.
@@ -49,7 +60,7 @@ def iter_xlsx_rows(source: Source, limits: DecodeLimits = DEFAULT_LIMITS) -> Ite
         with zipfile.ZipFile(stream) as archive:
             check_archive(archive, limits)
         stream.seek(0)
-        yield from _sheet_rows(stream, limits)
+        yield from _sheet_rows(stream, limits, sheet_title)
 
 
 def decode_xlsx(data: bytes, *, limits: DecodeLimits) -> list[dict[str, str]]:
@@ -74,9 +85,13 @@ def cell_text(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        # repr is the shortest round-trip form, as Excel shows it: 3.30102199002273e+17 becomes
-        # "330102199002273000", where int() would give ...273024.
-        return format(Decimal(repr(value)), "f")
+        # Excel's 15 significant digits, in plain notation: 3.30102199002273e+17 becomes
+        # "330102199002273000" (int() would give ...273024); an integral value has no ".0"
+        # (330106.0 is the division code 330106, 5000.0 is 5000 yuan).
+        if not math.isfinite(value):
+            return str(value)
+        text = format(Decimal(format(value, f".{_EXCEL_DIGITS}g")), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
     if isinstance(value, datetime):
         if value.time() == time(0):
             return value.date().isoformat()
@@ -88,7 +103,7 @@ def cell_text(value: object) -> str:
     return str(value)
 
 
-def _sheet_rows(stream: IO[bytes], limits: DecodeLimits) -> Iterator[dict[str, str]]:
+def _sheet_rows(stream: IO[bytes], limits: DecodeLimits, sheet_title: str | None) -> Iterator[dict[str, str]]:
     from openpyxl import load_workbook  # the protocol library, imported only where it is used
 
     with warnings.catch_warnings():
@@ -98,7 +113,8 @@ def _sheet_rows(stream: IO[bytes], limits: DecodeLimits) -> Iterator[dict[str, s
     try:
         if not workbook.worksheets:
             raise PayloadError("MALFORMED", "the workbook has no worksheet（工作簿中没有工作表）")
-        sheet = workbook.worksheets[0]
+        _recognise_cjk_dates(workbook)
+        sheet = _data_sheet(workbook, sheet_title)
         # A declared dimension (A1:XFD1048576) would make openpyxl pad every row to it.
         sheet.reset_dimensions()
         rows = (_texts(values) for values in _quietly(sheet.iter_rows(values_only=True)))
@@ -110,6 +126,27 @@ def _sheet_rows(stream: IO[bytes], limits: DecodeLimits) -> Iterator[dict[str, s
         yield from assemble_rows(normalise_header(header_cells), rows, limits, pad_short=True)
     finally:
         workbook.close()
+
+
+def _data_sheet(workbook: Any, title: str | None) -> Any:
+    """The sheet titled ``title`` when the workbook has one, else the first worksheet."""
+    for sheet in workbook.worksheets:
+        if title is not None and sheet.title.strip() == title:
+            return sheet
+    return workbook.worksheets[0]
+
+
+def _recognise_cjk_dates(workbook: Any) -> None:
+    """Mark the cell styles using a CJK built-in date format as dates. openpyxl keeps the date
+    styles in the private ``_date_formats`` (indices into ``_cell_styles``) and reads it when the
+    rows are read; custom formats were renumbered from 164 on, so these ids are built-ins."""
+    styles = getattr(workbook, "_cell_styles", None)
+    dates = getattr(workbook, "_date_formats", None)
+    if styles is None or not isinstance(dates, set):
+        return
+    for index, style in enumerate(styles):
+        if getattr(style, "numFmtId", None) in CJK_DATE_FORMAT_IDS:
+            dates.add(index)
 
 
 def _quietly(rows: Iterator[Sequence[object]]) -> Iterator[Sequence[object]]:
