@@ -25,8 +25,17 @@ from typing import Any, ClassVar
 from connectors.base import ConnectorContext, Publish, PublishReceipt
 from connectors.batch_files import claim as claiming
 from connectors.batch_files.config import BatchFilesConfig
-from connectors.batch_files.naming import FileRefused, Marker, data_file_for, is_plain_name, parse_base, parse_marker
-from connectors.batch_files.outcomes import ResultRow, duplicate_row, file_failure, result_for
+from connectors.batch_files.naming import (
+    FileRefused,
+    Marker,
+    data_file_for,
+    data_files_for,
+    is_plain_name,
+    parse_base,
+    parse_marker,
+    read_marker,
+)
+from connectors.batch_files.outcomes import ResultRow, duplicate_row, file_failure, foreign_org_row, result_for
 from connectors.batch_files.readers import Verified, iter_rows, refusal, verify
 from connectors.batch_files.spool import Spool, write_result_file
 from connectors.codecs import DecodeLimits
@@ -59,7 +68,7 @@ class _Job:
 class _Flight:
     """A chunk on its way: split, published (``task``), then spooled and checkpointed in turn."""
 
-    duplicates: list[ResultRow]
+    refused: list[ResultRow]  # rows not published: in-file duplicates, another body's decisions
     firsts: list[tuple[str, int]]
     payload: list[Row]
     numbers: list[int]
@@ -120,7 +129,12 @@ class BatchFilesConnector:
             strays = [p for ext in ("csv", "xlsx", "xml") if (p := dirs.upload / f"{base}.{ext}").exists()]
             await asyncio.to_thread(self._refuse_paths, dirs, base, [*strays, marker], refused)
             return 1
-        data = data_file_for(dirs.upload, base)
+        try:
+            data = data_file_for(dirs.upload, base)
+        except FileRefused as refused:  # several data files for one marker
+            await asyncio.to_thread(self._refuse_paths, dirs, base, [*data_files_for(dirs.upload, base), marker],
+                                    refused)
+            return 1
         if data is None:
             return 0  # the data file is not there (yet); a marker alone is ignored
         try:
@@ -128,7 +142,8 @@ class BatchFilesConnector:
         except OSError as exc:
             if not claiming.is_symlink_error(exc):
                 raise
-            symlink = FileRefused("F005", "数据文件不是普通文件（符号链接），已拒收", "the data file is a symlink")
+            symlink = FileRefused("F005", "数据文件不是普通文件（符号链接或设备文件），已拒收",
+                                  "the data file is a symlink, a FIFO or a device")
             await asyncio.to_thread(self._refuse_paths, dirs, base, [data, marker], symlink)
             return 1
         if claimed is None:
@@ -154,13 +169,16 @@ class BatchFilesConnector:
         name = parse_base(claimed.base, claimed.dirs.provider)
         if not claimed.marker.exists():
             raise FileRefused("F001", "缺少 .ok 标记文件", "the .ok marker is missing")
-        marker = parse_marker(claimed.marker.read_bytes()[:2048], claimed.data.name)
+        marker = parse_marker(read_marker(claimed.marker), claimed.data.name)
         fmt = claimed.data.suffix.lstrip(".")
         variant = self.config.variants.get(f"{name.kind}.{fmt}")
         if variant is None:
             raise FileRefused("F005", f"不支持的文件类型“{name.kind}”（{fmt}）", f"no variant for {name.kind}.{fmt}")
-        done_key = f"done:{claimed.dirs.provider}/{claimed.data.name}"
-        done = await self.state.load(done_key)
+        # The base name is the file's idempotency key, whatever its format (contract); keys of the
+        # full name were written before.
+        done = await self.state.load(_done_key(claimed))
+        if done is None:
+            done = await self.state.load(f"done:{claimed.dirs.provider}/{claimed.data.name}")
         if done is not None:
             await self._already_done(claimed, marker, done)
             return None
@@ -197,7 +215,7 @@ class BatchFilesConnector:
         try:
             await asyncio.to_thread(_skip, rows, job.next_row - 1)
             while chunk := await asyncio.to_thread(_take_chunk, rows, self.config.chunk_rows):
-                flight = await asyncio.to_thread(self._split_duplicates, job, chunk)
+                flight = await asyncio.to_thread(self._split, job, chunk)
                 if len(window) >= CHUNKS_IN_FLIGHT:
                     await self._settle(job, window, publish)
                 window.append(self._start(flight, job, publish))
@@ -211,7 +229,7 @@ class BatchFilesConnector:
                 if flight.task is not None:
                     flight.task.cancel()
         await asyncio.to_thread(self._finish_files, job)
-        await self.state.save(f"done:{job.claimed.dirs.provider}/{job.claimed.data.name}", job.verified.sha256)
+        await self.state.save(_done_key(job.claimed), job.verified.sha256)
         await asyncio.to_thread(claiming.archive, job.claimed, datetime.now(UTC))
         await self.state.clear(job.state_key)
         job.spool.close(delete=True)
@@ -252,7 +270,7 @@ class BatchFilesConnector:
                 return
 
     async def _record(self, job: _Job, flight: _Flight, receipt: PublishReceipt | None) -> None:
-        results = list(flight.duplicates)
+        results = list(flight.refused)
         if receipt is not None:
             results.extend(self._results(job, receipt, flight.payload, flight.numbers, flight.keys))
         await asyncio.to_thread(job.spool.add, results, flight.firsts)
@@ -260,30 +278,37 @@ class BatchFilesConnector:
             job.unspooled_firsts.pop(key, None)
         await self.state.save(job.state_key, {"sha256": job.verified.sha256, "next_row": flight.last_row + 1})
 
-    def _split_duplicates(self, job: _Job, chunk: list[tuple[int, Row]]) -> _Flight:
-        """In-file duplicates (same key as an earlier row) become E108 and are not published."""
-        column = job.key_column
+    def _split(self, job: _Job, chunk: list[tuple[int, Row]]) -> _Flight:
+        """Rows that are not published: in-file duplicates (same key as an earlier row) become E108,
+        rows deciding for a body the provider does not submit for E110 (contract: the provider "must
+        equal 处罚机关统一社会信用代码 or be its superior (configured)", ``subordinates``)."""
+        column, org_column = job.key_column, self.config.org_columns.get(job.variant)
+        provider, subordinates = job.claimed.dirs.provider, self.config.subordinates
         keys = [_cell(row, column) for _, row in chunk]
         seen = job.spool.first_rows([k for k in keys if k]) if column else {}
         if job.unspooled_firsts:
             seen.update((k, job.unspooled_firsts[k]) for k in keys if k in job.unspooled_firsts)
-        duplicates: list[ResultRow] = []
+        refused: list[ResultRow] = []
         firsts: list[tuple[str, int]] = []
         payload: list[Row] = []
         numbers: list[int] = []
         published_keys: list[str] = []
         for (number, row), key in zip(chunk, keys, strict=True):
             if key and key in seen:
-                duplicates.append(duplicate_row(number, key, seen[key]))
+                refused.append(duplicate_row(number, key, seen[key]))
                 continue
             if key and column:
                 seen[key] = number
                 firsts.append((key, number))
                 job.unspooled_firsts[key] = number
+            if org_column and (foreign := foreign_org_row(number, key, _cell(row, org_column), provider,
+                                                          subordinates)) is not None:
+                refused.append(foreign)
+                continue
             payload.append(row)
             numbers.append(number)
             published_keys.append(key)
-        return _Flight(duplicates, firsts, payload, numbers, published_keys, last_row=chunk[-1][0])
+        return _Flight(refused, firsts, payload, numbers, published_keys, last_row=chunk[-1][0])
 
     def _results(self, job: _Job, receipt: PublishReceipt, payload: list[Row], numbers: list[int],
                  keys: list[str]) -> list[ResultRow]:
@@ -324,6 +349,10 @@ class BatchFilesConnector:
             write_result_file(dirs.result / f"{base}.result.csv", "gb18030",
                               [file_failure(refused.code, refused.message_zh).cells()])
         claiming.fail(dirs, paths, refused.code, refused.message_zh)
+
+
+def _done_key(claimed: claiming.Claimed) -> str:
+    return f"done:{claimed.dirs.provider}/{claimed.base}"
 
 
 def _cell(row: Row, column: str | None) -> str:

@@ -99,10 +99,21 @@ def read_marker(path: Path) -> bytes:
         return stream.read(MAX_MARKER_BYTES + 1)
 
 
+def data_files_for(upload: Path, base: str) -> list[Path]:
+    """The data files beside a marker: ``{base}.csv|xlsx|xml`` that exist (one, when all is well)."""
+    return [path for ext in DATA_EXTENSIONS if (path := upload / f"{base}.{ext}").exists() or path.is_symlink()]
+
+
 def data_file_for(upload: Path, base: str) -> Path | None:
-    """The data file of a marker: ``{base}.csv|xlsx|xml``; None while it is not there."""
-    found = [upload / f"{base}.{ext}" for ext in DATA_EXTENSIONS if (upload / f"{base}.{ext}").exists()]
-    return found[0] if len(found) == 1 else None
+    """The data file of a marker: ``{base}.csv|xlsx|xml``; None while it is not there, ``F005`` when
+    there are several (the contract's seq is unique across formats: which one the marker means is
+    not known)."""
+    found = data_files_for(upload, base)
+    if len(found) > 1:
+        formats = "、".join(p.suffix for p in found)
+        raise FileRefused("F005", f"同一文件名“{_shown(base)}”有多个数据文件（{formats}），已拒收",
+                          f"several data files share the base name {base!r}")
+    return found[0] if found else None
 
 
 def _valid_date(text: str) -> bool:

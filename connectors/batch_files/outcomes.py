@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from connectors.base import ReceiptError, RecordReceipt
+from mapping.identifiers import check_identifier
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -167,9 +168,12 @@ def foreign_org_row(row_no: int, key: str, org_uscc: str, provider: str,
                     subordinates: Mapping[str, Sequence[str]]) -> ResultRow | None:
     """A row whose deciding body is neither the file's provider nor one it submits for (contract:
     provider_uscc "must equal 处罚机关统一社会信用代码 or be its superior (configured)"): E110.
-    None when the row may be submitted, or has no such USCC (E101 is the mapping's to report)."""
+    None when the row may be submitted, or has no valid such USCC (E101 and E102 are the
+    mapping's to report)."""
     org = org_uscc.strip().upper()
     if not org or org == provider or org in subordinates.get(provider, ()):
+        return None
+    if any(f.severity == "error" for f in check_identifier("uscc", org)):
         return None
     return ResultRow(row_no, key, REJECTED, "E110",
                      f"处罚机关统一社会信用代码“{org}”与报送单位“{provider}”不符（既非本单位也非其下级单位）")

@@ -340,3 +340,64 @@ async def test_header_names_wrapped_or_spaced_inside_still_match(harness: Harnes
     assert harness.connector.refused == []
     # no "提示" (PEN-005, fine missing): the wrapped amount column was read too
     assert lines == ["1,CF3301222025000101,accepted,,", "2,CF3301222025000102,accepted,,"]
+
+
+# -- the connector: which files and rows it takes ------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+async def test_a_marker_that_is_a_fifo_is_refused_without_blocking(harness: Harness) -> None:
+    header, rows = sample_table()
+    name = f"{TONGLU}_XZCF_20250612_040.csv"
+    up = harness.upload(TONGLU)
+    (up / name).write_bytes(gbk_csv(header, rows[:1]))
+    os.mkfifo(up / f"{TONGLU}_XZCF_20250612_040.ok")  # reading it would wait for a writer
+    assert await harness.scan() == 1
+    assert harness.connector.refused == [(f"{TONGLU}_XZCF_20250612_040", "F001")]
+    assert harness.accepted_ids() == []
+
+
+async def test_the_base_name_is_the_idempotency_key_whatever_the_format(harness: Harness) -> None:
+    # "a re-dropped name with a different SHA-256 is a file error F006": the same base as .xml
+    header, rows = sample_table()
+    base = f"{TONGLU}_XZCF_20250612_041"
+    await drop_and_scan(harness, f"{base}.csv", gbk_csv(header, rows[:2]), 2)
+    drop(harness.upload(TONGLU), f"{base}.xml", b"<DataPackage/>", rows=0)
+    assert await harness.scan() == 1
+    assert harness.connector.refused == [(base, "F006")]
+    assert (harness.root / TONGLU / "failed" / f"{base}.xml").exists()
+    assert ",rejected,F006," in result_of(harness, TONGLU, base)
+    assert len(harness.accepted_ids()) == 2
+
+
+async def test_two_data_files_for_one_marker_are_refused(harness: Harness) -> None:
+    header, rows = sample_table()
+    base = f"{TONGLU}_XZCF_20250612_042"
+    up = harness.upload(TONGLU)
+    data = gbk_csv(header, rows[:1])
+    (up / f"{base}.xml").write_bytes(b"<DataPackage/>")
+    drop(up, f"{base}.csv", data, rows=1)
+    assert await harness.scan() == 1
+    assert harness.connector.refused == [(base, "F005")]
+    failed = {p.name for p in (harness.root / TONGLU / "failed").iterdir()}
+    assert {f"{base}.csv", f"{base}.ok", f"{base}.xml"} <= failed, failed
+    assert not any(up.iterdir()) and harness.accepted_ids() == []
+
+
+async def test_rows_decided_by_another_body_are_e110_unless_the_provider_submits_for_it(tmp_path: Path) -> None:
+    header, rows = sample_table()
+    org = header.index("处罚机关统一社会信用代码")
+    other = "12330122MB0000000F"  # 桐庐 submits for this body only once configured
+    rows = [list(r) for r in rows[:3]]
+    rows[1][org] = other
+    rows[2][org] = "12330122MB0000000Y"  # a wrong check character: the mapping's E102, not E110
+    for subordinates, expected in (({}, "rejected,E110"), ({TONGLU: [other]}, "accepted,,")):
+        (tmp_path / str(len(subordinates))).mkdir()
+        h = make_harness(tmp_path / str(len(subordinates)), subordinates=subordinates)
+        try:
+            lines = await drop_and_scan(h, f"{TONGLU}_XZCF_20250612_043.csv", gbk_csv(header, rows), 3)
+        finally:
+            await asyncio.to_thread(h.engine.dispose)
+        assert lines[0].startswith("1,") and ",accepted,," in lines[0]
+        assert lines[1].startswith(f"2,{rows[1][header.index('处罚行为编号')]},{expected}"), lines[1]
+        assert ",rejected,E102," in lines[2], lines[2]
