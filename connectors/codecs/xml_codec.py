@@ -23,6 +23,8 @@ from .text_encoding import TextDecoder, decode_text, resolve_codec
 _DECLARED = re.compile(rb"""^<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]*)["']""")
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 TEXT_KEY = "#text"
+_XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
+_XSI_NIL = f"{_XSI}nil"
 
 
 def parse_xml(data: bytes, *, limits: DecodeLimits, encoding: str | None = None) -> tuple[str, Any]:
@@ -83,6 +85,7 @@ class _Frame:
     attrs: dict[str, str]
     children: dict[str, Any] = field(default_factory=dict)
     text: list[str] = field(default_factory=list)
+    nil: bool = False
 
     def value(self) -> Any:
         text = "".join(self.text)
@@ -119,14 +122,19 @@ class _TreeBuilder:
             raise PayloadError(
                 "XML_FORBIDDEN", f"elements nested deeper than {self._max_depth}（XML 嵌套层级过深）"
             )
-        attrs = {local_name(name): value for name, value in attrib.items()}
-        self._stack.append(_Frame(local_name(tag), attrs))
+        # XML Schema instance attributes describe the element, they are not data: xsi:nil="true" is
+        # an element that is absent (a JAX-WS stack's unset optional element), xsi:type is dropped.
+        attrs = {local_name(name): value for name, value in attrib.items() if not name.startswith(_XSI)}
+        nil = attrib.get(_XSI_NIL, "").strip() in ("true", "1")
+        self._stack.append(_Frame(local_name(tag), attrs, nil=nil))
 
     def data(self, text: str) -> None:
         self._stack[-1].text.append(text)
 
     def end(self, tag: str) -> None:
         frame = self._stack.pop()
+        if frame.nil and self._stack:
+            return  # absent
         value = frame.value()
         if self._stack:
             self._stack[-1].add(frame.name, value)

@@ -2,6 +2,6 @@
 
 ``poll.SoapPollConnector`` is the plugin (registry type ``soap_poll``); ``config`` holds its
 options, ``client`` the blocking zeep side, ``faults`` the translation of SOAP Faults and transport
-errors, ``window`` the time-window cursor, ``throttle`` the source's call limits and ``xsi`` the
-schema-instance attributes (``xsi:nil``, ``xsi:type``) resolved in each decoded page.
+errors, ``window`` the time-window cursor and ``throttle`` the source's call limits. Schema-instance
+attributes (``xsi:nil``, ``xsi:type``) are resolved by the XML codec.
 """

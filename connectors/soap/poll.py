@@ -32,7 +32,6 @@ from .config import SoapOperation, SoapPollConfig
 from .faults import decode_answer
 from .throttle import CallGate, Sleep
 from .window import BEIJING, Window, cursor_key, decode_cursor, encode_cursor, next_window
-from .xsi import XSI_NAMESPACE, resolve_instance_attributes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -221,9 +220,7 @@ class SoapPollConnector:
         answer = self._client.query(operation.name, window, page_no, self.config.page_size)
         tree = decode_answer(answer.status, answer.content, where=where, limits=self._limits,
                              rate_limited_backoff_s=self.config.rate_limited_backoff_s)
-        if XSI_NAMESPACE in answer.content:
-            tree = resolve_instance_attributes(tree)
-        return tree, answer.content
+        return tree, answer.content  # xsi:nil elements are absent, xsi:type dropped (the XML codec)
 
     def _envelope(self, operation: SoapOperation, window: Window, page_no: int, where: str, tree: Any,
                   raw: bytes) -> Envelope:

@@ -48,6 +48,17 @@ def test_leaf_with_attributes_keeps_its_text() -> None:
     assert tree["Body"]["QueryInspections"]["pageSize"] == "3"
 
 
+def test_schema_instance_attributes_are_not_data() -> None:
+    # xsi:nil="true" is an absent element (a JAX-WS stack's unset optional one), xsi:type is dropped;
+    # an attribute of another namespace that happens to be called "type" or "nil" is data.
+    xsi = "http://www.w3.org/2001/XMLSchema-instance"
+    data = (f'<r xmlns:xsi="{xsi}" xmlns:o="urn:other"><a xsi:nil="true"/><a2 xsi:nil="1">x</a2>'
+            '<b xsi:type="xs:string">t</b><c type="keep" o:nil="true">v</c><d xsi:nil="false">x</d>'
+            '<e><f xsi:nil="true"/></e><g xsi:nil="true"/><g>2</g></r>').encode()
+    assert decode("xml", data) == {"b": "t", "c": {"@type": "keep", "@nil": "true", "#text": "v"}, "d": "x",
+                                   "e": "", "g": "2"}
+
+
 def test_generic_tree_rules() -> None:
     data = (
         b'<?xml version="1.0"?><!-- c --><?pi data?>'
