@@ -19,7 +19,10 @@ import asyncio
 import hashlib
 import logging
 import multiprocessing
+import os
 import pickle
+import threading
+import time
 import weakref
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -35,6 +38,7 @@ from mapping.findings import Finding
 
 log = logging.getLogger(__name__)
 WORKER_MAPPINGS = 32  # compiled mappings a worker keeps
+PARENT_CHECK_S = 0.5  # how often a worker looks whether the gateway that started it is still there
 # What a worker sends back per record, as a tuple: dataclasses cost ~10 µs a record to unpickle, a
 # tuple of builtins 2.5. (record, key, findings, broken, mapping findings, provenance or None when
 # it is the mapping's own, source path, index)
@@ -138,6 +142,15 @@ _TODAY: list[date | None] = [None]
 def _init_worker(uscc_exceptions: frozenset[str]) -> None:
     global _INGESTOR  # one per worker process, set once when it starts
     _INGESTOR = Ingestor(uscc_exceptions=uscc_exceptions, today_fn=lambda: _TODAY[0])
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent watch", daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A gateway killed outright (SIGKILL, OOM) cannot shut its pool down, and the workers would
+    wait on their call queue for ever: each holds the queue's write end too, so it never closes."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)  # nothing of the worker's is worth keeping: its tasks were the gateway's
 
 
 def _ready() -> bool:

@@ -35,6 +35,7 @@ from tests.conftest import MAPPINGS, ROOT, free_port
 
 pytestmark = pytest.mark.integration
 ROWS = int(os.environ.get("BATCH_FILES_KILL_ROWS", "2000"))
+MAP_PROCESSES = int(os.environ.get("BATCH_FILES_KILL_MAP_PROCESSES", "1"))  # chunks mapped in a worker
 CHUNK_ROWS = 500
 # Whole chunks, past a third of the file: the first gateway stores these rows and no more.
 HELD_AT_ROWS = (ROWS // 3 // CHUNK_ROWS + 1) * CHUNK_ROWS
@@ -105,6 +106,14 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, proc: subprocess.P
     raise AssertionError(f"timed out; log tail: {log.read_text(encoding='utf-8', errors='replace')[-3000:]}")
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux /proc), without their own children."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
 @pytest.mark.timeout(TIMEOUT_S)
 def test_a_gateway_killed_mid_file_resumes_and_every_row_reaches_the_data_centre_once(tmp_path: Path) -> None:
     assert ROWS // 3 < HELD_AT_ROWS < ROWS
@@ -116,7 +125,8 @@ def test_a_gateway_killed_mid_file_resumes_and_every_row_reaches_the_data_centre
     outgoing.mkdir()
     written = bench.write_batch_file(outgoing, ROWS)
     data = upload / written.name
-    config = bench.gateway_config(tmp_path, exchange, chunk_rows=CHUNK_ROWS, max_rows=ROWS)
+    config = bench.gateway_config(tmp_path, exchange, chunk_rows=CHUNK_ROWS, max_rows=ROWS,
+                                  map_processes=MAP_PROCESSES)
     config["mappings_dir"] = str(MAPPINGS)
     port = free_port()
     config["api"] = {"host": "127.0.0.1", "port": port}
@@ -132,9 +142,17 @@ def test_a_gateway_killed_mid_file_resumes_and_every_row_reaches_the_data_centre
         os.rename(written, data)
         os.rename(written.with_suffix(".ok"), data.with_suffix(".ok"))  # the marker last, as a bureau does
         wait_for(lambda: checkpoint_row(gateway_db) > ROWS // 3, 0.25 * TIMEOUT_S, first, log)
+        workers = children_of(first.pid)  # the map workers and multiprocessing's resource tracker
+        spawned = [pid for pid in workers if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(spawned) == MAP_PROCESSES
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
+    # The map workers (and the tracker) end with the gateway that started them: their pipes close.
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, f"map workers outlived the gateway: {workers}"
+        time.sleep(0.05)
     killed_at = checkpoint_row(gateway_db)
     assert killed_at == HELD_AT_ROWS + 1, "the checkpoint went past the rows the store accepted"
     assert query(gateway_db, "SELECT count(*) FROM accepted_records")[0][0] == HELD_AT_ROWS
