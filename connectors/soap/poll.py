@@ -177,22 +177,38 @@ class SoapPollConnector:
         log.info("%s: read %s up to page %d", self.connector_id, name, pages)
 
     async def _read_pages(self, operation: SoapOperation, window: Window, publish: Publish) -> tuple[int, bool]:
-        """One pass over the window's pages: how many were read, and whether totalCount held still."""
+        """One pass over the window's pages: how many were read, and whether totalCount held still.
+        A full page's successor is fetched while the page is published (the source's call limits
+        still hold: the gate); the cursor is saved by the caller once every page is written."""
         page_no, first_total = 1, None
-        while True:
-            where = f"{operation.name} {window.start_text}-{window.end_text} p{page_no}"
-            tree, raw = await self._retrying(where, partial(self._fetch, operation, window, page_no, where))
-            count, total = page_records(tree, where), page_total(tree, where)
-            if count:
-                envelope = self._envelope(operation, window, page_no, where, tree, raw)
-                await self._retrying(where, partial(publish, envelope))
-            if page_no == 1:
-                first_total = total
-            elif total != first_total:
-                return page_no, False
-            if count < self.config.page_size:
-                return page_no, True
-            page_no += 1
+        fetching: asyncio.Task[tuple[Any, bytes]] | None = self._fetch_task(operation, window, page_no)
+        try:
+            while fetching is not None:
+                where = f"{operation.name} {window.start_text}-{window.end_text} p{page_no}"
+                tree, raw = await fetching
+                count, total = page_records(tree, where), page_total(tree, where)
+                full = count >= self.config.page_size
+                fetching = self._fetch_task(operation, window, page_no + 1) if full else None
+                if count:
+                    envelope = self._envelope(operation, window, page_no, where, tree, raw)
+                    await self._retrying(where, partial(publish, envelope))
+                if page_no == 1:
+                    first_total = total
+                elif total != first_total:
+                    return page_no, False
+                if not full:
+                    return page_no, True
+                page_no += 1
+        finally:
+            if fetching is not None:  # a page not needed after all (or the pass failed): its call is dropped
+                fetching.cancel()
+                await asyncio.gather(fetching, return_exceptions=True)
+        return page_no, True
+
+    def _fetch_task(self, operation: SoapOperation, window: Window, page_no: int) -> asyncio.Task[tuple[Any, bytes]]:
+        where = f"{operation.name} {window.start_text}-{window.end_text} p{page_no}"
+        return asyncio.create_task(self._retrying(where, partial(self._fetch, operation, window, page_no, where)),
+                                   name=f"{self.connector_id} {where}")
 
     async def _fetch(self, operation: SoapOperation, window: Window, page_no: int, where: str) -> tuple[Any, bytes]:
         if not await self._lease.renew():

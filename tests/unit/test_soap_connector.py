@@ -204,3 +204,37 @@ async def test_the_password_stays_out_of_the_logs(caplog: pytest.LogCaptureFixtu
             await asyncio.wait_for(c.run(Collect()), timeout=10)
     assert PASSWORD not in caplog.text
     assert peer.calls and peer.calls[0].status == 500
+
+
+class HeldUntilNextPageAsked(Collect):
+    """Publishes page 1 only once the peer has been asked for page 2: it never returns unless the
+    connector fetches the next page while it publishes."""
+
+    def __init__(self, peer: SoapPeer) -> None:
+        super().__init__()
+        self.peer = peer
+        self.cursor_at_publish: list[Any] = []
+        self.state: MemoryState | None = None
+
+    async def __call__(self, envelope: Envelope) -> PublishReceipt:
+        if envelope.meta["page"] == 1:
+            async with asyncio.timeout(5):
+                while not any(c.page_no == 2 for c in self.peer.calls_of("QueryInspections")):
+                    await asyncio.sleep(0.01)
+        assert self.state is not None
+        self.cursor_at_publish.append(await self.state.load("cursor:QueryInspections"))
+        return await super().__call__(envelope)
+
+
+async def test_the_next_page_is_fetched_while_a_page_is_published_and_the_cursor_waits_for_both() -> None:
+    records = generate("QueryInspections", 7, datetime(2025, 6, 3, 8, 0))  # pages of 3: 3, 3, 1
+    async with SoapPeer(records={"QueryInspections": records}) as peer:
+        state = MemoryState()
+        publish = HeldUntilNextPageAsked(peer)
+        publish.state = state
+        await one_cycle(connector(peer, state=state, window_s=86400), publish)
+        calls = peer.calls_of("QueryInspections")
+    assert [len(records_in(e.payload)) for e in publish.envelopes] == [3, 3, 1]
+    assert [c.page_no for c in calls] == [1, 2, 3]  # no page asked for beyond the last (not full) one
+    assert publish.cursor_at_publish == [None, None, None]  # saved only once every page was written
+    assert await state.load("cursor:QueryInspections") is not None
