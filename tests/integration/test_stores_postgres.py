@@ -228,10 +228,10 @@ def test_a_batch_snapshot_probes_each_business_key_on_a_new_store(engine: Engine
 def test_the_snapshot_reads_one_version_per_key_however_many_there_are(engine: Engine, schema: str) -> None:
     """A key's latest version is found without reading its older ones (a key sent 300 times here):
     each key's probe returns at most its tie group (versions accepted in one envelope), and the
-    answers are those of SQLite's (tests/unit/test_latest_versions.py)."""
+    answers are those of SQLite's (tests/unit/test_stores.py)."""
     from gateway.stores.keys import key_hash
     from gateway.stores.records import AcceptedRecords, _latest_operations_sql
-    from tests.unit.test_latest_versions import versions
+    from tests.unit.test_stores import versions
 
     records = AcceptedRecords(engine)
     records.add(versions())
