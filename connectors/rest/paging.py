@@ -130,7 +130,7 @@ class Pager:
 
     def _following_cursor(self, request: PageRequest, body: Any, state: PollState) -> PageRequest | None:
         p = self.paging
-        more = bool(get_path(body, p.has_more_path))
+        more = _flag(get_path(body, p.has_more_path))
         next_cursor = get_path(body, p.next_cursor_path)
         if not (isinstance(next_cursor, str) and next_cursor):
             return self._following_by_time(request, body, state, more)
@@ -216,3 +216,11 @@ class Pager:
             return
         floor = reach - self._overlap
         state.seen = {k: t for k, t in state.seen.items() if t >= floor}
+
+
+def _flag(value: Any) -> bool:
+    """A JSON boolean as sources send it: ``true``, or the text ``"true"`` / ``"1"`` (``bool("false")``
+    would be true and ask for a page after the last)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return value is True or (isinstance(value, int) and value == 1)

@@ -110,6 +110,18 @@ def test_cursor_paging_first_by_time_then_by_cursor_and_restart_after_expiry() -
     assert pager.fresh_items(changed, state)[1] == 0
 
 
+@pytest.mark.parametrize(("has_more", "asks_again"), [
+    (True, True), ("true", True), ("1", True), (1, True),
+    (False, False), ("false", False), ("0", False), (0, False), (None, False),
+])
+def test_has_more_sent_as_text_or_a_number_is_read_as_meant(has_more: object, asks_again: bool) -> None:
+    pager, state = eco_pager(), PollState()
+    first = pager.first(state, datetime.fromisoformat("2025-06-01T00:00:00+08:00"))
+    body = {"items": [item("a", "2025-06-11T08:00:01+08:00")], "nextCursor": "C1", "hasMore": has_more}
+    pager.fresh_items(body, state)
+    assert (pager.following(first, body, state) is not None) is asks_again
+
+
 def test_page_number_paging_advances_the_time_only_when_a_run_completes() -> None:
     profile = builtin_profile("hotline-12315")
     pager, state = Pager(profile.paging, profile.records, 2), PollState()
