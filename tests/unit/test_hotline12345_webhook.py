@@ -138,10 +138,22 @@ async def test_the_timestamp_window_is_300_seconds_either_way(offset_s: int, sta
         assert publish.envelopes == [] and hook.counters() == {"stale_timestamp": 1}
 
 
-async def test_a_replayed_request_is_refused_and_counted() -> None:
+async def test_the_very_request_again_gets_its_answer_without_a_second_ingest() -> None:
+    # 12345 dedupes on (gdbh, tslx, Delivery-Id) and stops with an alert on a 401: a push re-sent
+    # unchanged (same timestamp, same signature) within the window gets the answer it was given.
     publish = FakePublish()
     hook = connector(Clock(COMPLAINT_TS))
+    first = await hook.receive_push(*sample("push-complaint.http"), publish)
+    assert first[0] == 202
+    assert await hook.receive_push(*sample("push-complaint.http"), publish) == first
+    assert len(publish.envelopes) == 1 and hook.counters() == {"accepted": 1, "replay": 1}
+
+
+async def test_the_very_request_again_once_its_answer_is_forgotten_is_refused_as_a_replay() -> None:
+    publish, clock = FakePublish(), Clock(COMPLAINT_TS)
+    hook = connector(clock, answer_ttl_s=60)
     assert (await hook.receive_push(*sample("push-complaint.http"), publish))[0] == 202
+    clock.now += 61  # the answer is gone, the signature's timestamp still inside the window
     status, body = await hook.receive_push(*sample("push-complaint.http"), publish)
     assert status == 401 and json.loads(body)["code"] == "4013"
     assert len(publish.envelopes) == 1 and hook.counters() == {"accepted": 1, "replay": 1}
@@ -214,10 +226,11 @@ async def test_replays_and_answers_survive_a_restart_through_the_durable_state()
     state, publish = MemoryState(), FakePublish()
     first = await connector(Clock(COMPLAINT_TS), state).receive_push(*sample("push-complaint.http"), publish)
     restarted = connector(Clock(COMPLAINT_TS + 30), state)
-    replay, _ = await restarted.receive_push(*sample("push-complaint.http"), publish)
+    replay = await restarted.receive_push(*sample("push-complaint.http"), publish)
     retry = await restarted.receive_push(*signed(complaint(), COMPLAINT_TS + 30,
                                                  "5b0e7c3a-0f4d-4d7e-9a31-2c8f1e6b9d02"), publish)
-    assert replay == 401 and retry == first and len(publish.envelopes) == 1
+    assert replay == retry == first and len(publish.envelopes) == 1
+    assert restarted.counters() == {"replay": 1, "repeat_answered": 1}
 
 
 async def test_answers_are_forgotten_after_their_ttl() -> None:
@@ -282,7 +295,7 @@ async def test_outcomes_are_reported_through_the_connector_telemetry() -> None:
     hook = Hotline12345Connector("hotline-12345", config, ConnectorContext(telemetry=telemetry), clock=clock)
     publish = FakePublish()
     assert (await hook.receive_push(*sample("push-complaint.http"), publish))[0] == 202
-    assert (await hook.receive_push(*sample("push-complaint.http"), publish))[0] == 401  # replay
+    assert (await hook.receive_push(*sample("push-complaint.http"), publish))[0] == 202  # replay: its answer
     assert (await hook.receive_push(*sample("push-bad-signature.http"), publish))[0] == 401
     clock.now += 301
     assert (await hook.receive_push(*sample("push-complaint.http"), publish))[0] == 401  # stale
