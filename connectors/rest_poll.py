@@ -155,7 +155,8 @@ class RestPollConnector:
         key = f"poll:{resource.name}"
         state = PollState.from_json(await self._state.load(key))
         initial = self._initial_since()
-        request: PageRequest | None = self._pager.first(state, initial)
+        started = datetime.now(UTC)
+        request: PageRequest | None = self._pager.first(state, initial, started)
         while request is not None:
             try:
                 body, raw = await self._fetch(resource.path, request)
@@ -168,13 +169,17 @@ class RestPollConnector:
                 self._pager.restart_after_expired_cursor(state, initial)
                 log.warning("%s/%s: cursor expired; restarting from %s", self.connector_id, resource.name,
                             state.since.isoformat() if state.since else "-")
-                request = self._pager.first(state, initial)
+                request = self._pager.first(state, initial, started)
                 continue
             trial = PollState.from_json(state.to_json())
             if not await self._publish_page(resource, request, body, raw, trial, publish):
                 continue  # the durable write failed: same request again, position unchanged
             request = self._pager.following(request, body, trial)
             self._pager.prune(trial)
+            if request is None and trial.since is None and not trial.cursor:
+                # A run that found nothing at all: the next one starts where this one began (less
+                # the overlap), not at the initial time again, which the source may stop accepting.
+                trial.since = started
             await self._state.save(key, trial.to_json())
             state = trial
             if not await self._lease.renew():

@@ -12,11 +12,14 @@ cursor time becomes the run's maximum change time only when the run completed. B
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from connectors.rest.profile import PagingProfile, RecordsProfile, get_path
+
+log = logging.getLogger(__name__)
 
 
 def parse_offset(text: str) -> timezone:
@@ -100,16 +103,29 @@ class Pager:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def first(self, state: PollState, initial_since: datetime) -> PageRequest:
+    def first(self, state: PollState, initial_since: datetime, now: datetime | None = None) -> PageRequest:
+        """The cycle's first request; with ``now``, a start older than the source allows
+        (``max_since_age_s``: a long outage, an old ``initial_since``) is moved up to the oldest it
+        accepts, with a warning: the source would refuse it (permanently) otherwise."""
         p = self.paging
         size = {p.size_param: str(self.page_size)}
         if p.style == "cursor":
             if state.cursor:
                 return PageRequest({p.cursor_param: state.cursor, **size}, f"{p.cursor_param}={state.cursor}")
-            since = self._since_format.format(state.since or initial_since)
+            since = self._since_format.format(self._allowed(state.since or initial_since, now))
             return PageRequest({p.since_param: since, **size}, f"{p.since_param}={since}")
-        start = self._since_format.format(state.since - self._overlap if state.since else initial_since)
-        return self._page(start, p.first_page)
+        start = self._allowed(state.since - self._overlap if state.since else initial_since, now)
+        return self._page(self._since_format.format(start), p.first_page)
+
+    def _allowed(self, since: datetime, now: datetime | None) -> datetime:
+        age = self.paging.max_since_age_s
+        if age is None or now is None or since >= now - timedelta(seconds=age):
+            return since
+        oldest = now - timedelta(seconds=age)
+        log.warning("%s=%s is older than the source allows; reading from %s: changes before it cannot be read"
+                    "（起始时间超出来源允许范围，更早的变更无法读取）", self.paging.since_param, since.isoformat(),
+                    oldest.isoformat())
+        return oldest
 
     def _page(self, start: str, page: int) -> PageRequest:
         p = self.paging
@@ -168,10 +184,10 @@ class Pager:
         if not items:
             return True
         if p.pages_path:
-            pages = get_path(body, p.pages_path)
-            return not isinstance(pages, int) or request.page >= pages
-        total = get_path(body, p.total_path) if p.total_path else None
-        return not isinstance(total, int) or request.page * self.page_size >= total
+            pages = _count(get_path(body, p.pages_path))
+            return pages is None or request.page >= pages
+        total = _count(get_path(body, p.total_path)) if p.total_path else None
+        return total is None or request.page * self.page_size >= total
 
     def restart_after_expired_cursor(self, state: PollState, initial_since: datetime) -> None:
         state.cursor = None
@@ -224,3 +240,14 @@ def _flag(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
     return value is True or (isinstance(value, int) and value == 1)
+
+
+def _count(value: Any) -> int | None:
+    """A page or item count as sources send it: a JSON integer, or its digits as text."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None

@@ -59,6 +59,9 @@ class PagingProfile(_Strict):
     pages_path: str | None = None
     total_path: str | None = None
     overlap_s: float = Field(default=60.0, ge=0, description="re-read window before the cursor time")
+    max_since_age_s: float | None = Field(default=None, gt=0, description=(
+        "how far back the source lets since_param go (12315: 31 days); an older start is moved up to it, "
+        "with a warning, rather than refused for ever"))
 
 
 class RecordsProfile(_Strict):
@@ -117,7 +120,7 @@ _BUILTIN: dict[str, dict[str, Any]] = {
                  "header": "X-Access-Token", "prefix": ""},
         "paging": {"style": "page_number", "since_param": "modifiedSince", "since_format": "%Y-%m-%d %H:%M:%S",
                    "size_param": "pageSize", "page_size": 50, "max_page_size": 100, "page_param": "page",
-                   "pages_path": "data.pages", "overlap_s": 60},
+                   "pages_path": "data.pages", "overlap_s": 60, "max_since_age_s": 31 * 86400 - 3600},
         "records": {"items_path": "data.list", "id_field": "caseNo", "updated_field": "modifiedTime",
                     "updated_format": "%Y-%m-%d %H:%M:%S"},
         "resources": [{"name": "cases", "path": "/api/v1/cases"}],

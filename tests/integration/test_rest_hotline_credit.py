@@ -4,6 +4,7 @@ ex_complaint / ex_credit_penalty / ex_credit_license."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from connectors.rest_poll import RestPollConnector
 from gateway.errors import PermanentError
 from tests.peers.credit_v2_server import CreditV2Server
 from tests.peers.gateway_harness import ex_rows, make_runtime, running, wait_for
-from tests.peers.hotline12315_server import PATH, Hotline12315Server, templates
+from tests.peers.hotline12315_server import CLOCK_START, FORMAT, PATH, Hotline12315Server, templates
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +36,11 @@ def hotline_connector(base_url: str, **options: Any) -> dict[str, Any]:
             "meta": {"provider_uscc": PROVIDER},
             "options": {"base_url": base_url, "profile": "hotline-12315", "client_id": "sgw-app",
                         "client_secret": "app-s3cret", "params": {"region": "3301"},
-                        "initial_since": "2025-06-01T00:00:00+08:00", "page_size": 2, "poll_interval_s": 3600,
+                        "initial_since": INITIAL_12315.isoformat(), "page_size": 2, "poll_interval_s": 3600,
                         "backoff_first_s": 0.05, **options}}
+
+
+INITIAL_12315 = (CLOCK_START - timedelta(days=10)).replace(tzinfo=timezone(timedelta(hours=8)))
 
 
 def credit_connector(base_url: str, **options: Any) -> dict[str, Any]:
@@ -59,7 +63,7 @@ async def test_12315_cases_become_complaints_and_personal_data_never_reaches_the
             await wait_for(lambda: connector.stats.cycles >= 1, what="the first run")
             first = [h for h in peer.hits_on(PATH) if h.status == 200]
             assert [h.query["page"] for h in first] == ["1", "2", "3"]
-            assert first[0].query["modifiedSince"] == "2025-06-01 00:00:00"
+            assert first[0].query["modifiedSince"] == INITIAL_12315.strftime(FORMAT)
             peer.expire_tokens()
             peer.update(numbers[2], resultText="经复核，处理结果已更新。")
             connector.wake()
@@ -67,7 +71,7 @@ async def test_12315_cases_become_complaints_and_personal_data_never_reaches_the
             second = peer.hits_on(PATH)[len(first) + 1:]
             # the next run starts at the last run's max(modifiedTime) − 60 s, after one token refresh
             assert [h.status for h in second] == [401, 200, 200, 200]
-            assert second[1].query["modifiedSince"] == "2025-06-11 07:59:05"
+            assert second[1].query["modifiedSince"] == (CLOCK_START + timedelta(seconds=5 - 60)).strftime(FORMAT)
             assert connector.stats.duplicates_dropped == 4  # the overlap re-reads the 4 unchanged cases
             await runtime.drain()
         assert peer.token_requests == 2
@@ -89,6 +93,58 @@ async def test_12315_bad_app_secret_is_permanent_after_one_token_request(tmp_pat
             await connector.poll_once(refuse)
         await connector.close()
         assert peer.token_requests == 1
+
+
+async def test_12315_a_start_older_than_31_days_is_moved_up_instead_of_stopping_the_connector() -> None:
+    # Contract: modifiedSince "≤ 31 days ago" (40001 beyond, which is permanent): an old initial_since
+    # or an outage longer than that must not stop the connector for good.
+    async with Hotline12315Server() as peer:
+        numbers = peer.add(3)
+        connector = standalone(hotline_connector(peer.base_url, initial_since="2025-06-01T00:00:00+08:00"))
+        published: list[Any] = []
+
+        async def keep(envelope: Any) -> Any:
+            published.extend(envelope.payload["data"]["list"])
+            return await refuse_nothing(envelope)
+
+        before = datetime.now(UTC)
+        await connector.poll_once(keep)
+        await connector.close()
+    asked = datetime.strptime(peer.hits_on(PATH)[0].query["modifiedSince"], FORMAT)
+    beijing_now = before.replace(tzinfo=None) + timedelta(hours=8)
+    assert beijing_now - timedelta(days=31) < asked < beijing_now - timedelta(days=30)
+    assert sorted(c["caseNo"] for c in published) == sorted(numbers)
+
+
+async def test_12315_a_run_that_finds_nothing_moves_the_next_runs_start(tmp_path: Path) -> None:
+    async with Hotline12315Server() as peer:
+        connector = standalone(hotline_connector(peer.base_url))
+        started = datetime.now(UTC)
+        await connector.poll_once(refuse)  # nothing there yet
+        numbers = peer.add(1)
+        now_beijing = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=8)
+        peer.cases[numbers[0]]["modifiedTime"] = now_beijing.strftime(FORMAT)  # changed after the empty run
+        published: list[Any] = []
+
+        async def keep(envelope: Any) -> Any:
+            published.extend(envelope.payload["data"]["list"])
+            return await refuse_nothing(envelope)
+
+        await connector.poll_once(keep)
+        await connector.close()
+    first, second = (h.query["modifiedSince"] for h in peer.hits_on(PATH) if h.status == 200)
+    assert first == INITIAL_12315.strftime(FORMAT)
+    # from when the empty run began, less the 60 s overlap (Beijing time), not the initial time again
+    expected = started.replace(tzinfo=None) + timedelta(hours=8) - timedelta(seconds=60)
+    assert abs(datetime.strptime(second, FORMAT) - expected) <= timedelta(seconds=2)
+    assert [c["caseNo"] for c in published] == numbers
+
+
+async def refuse_nothing(envelope: Any) -> Any:
+    from connectors.base import PublishReceipt
+
+    return PublishReceipt(envelope.envelope_id, accepted=len(envelope.payload["data"]["list"]), rejected=0,
+                          duplicate=0)
 
 
 async def test_credit_v2_pages_of_both_items_reach_their_tables_and_body_errors_are_honoured(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import json
 import math
 import secrets
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +22,11 @@ from tests.peers.base import PeerServer, json_response
 
 PATH = "/api/v1/cases"
 FORMAT = "%Y-%m-%d %H:%M:%S"
-CLOCK_START = datetime(2025, 6, 11, 8, 0, 0)
+# Case times start ten days before the test runs, at 08:00 Beijing time: the contract lets
+# modifiedSince go back 31 days at most (answered 40001 beyond), so the cases must be recent.
+CLOCK_START = (datetime.now(UTC) + timedelta(hours=8)).replace(tzinfo=None, hour=8, minute=0, second=0,
+                                                                microsecond=0) - timedelta(days=10)
+MAX_SINCE_AGE = timedelta(days=31)
 
 
 def templates() -> list[dict[str, Any]]:
@@ -99,6 +103,8 @@ class Hotline12315Server(PeerServer):
             return _body(40001, "参数错误", status=400)
         if page < 1 or not 1 <= size <= 100 or len(region) not in (2, 4, 6):
             return _body(40001, "参数错误", status=400)
+        if since < datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=8) - MAX_SINCE_AGE:
+            return _body(40001, "参数错误：modifiedSince 不得早于 31 天前", status=400)
         matching = sorted((c for c in self.cases.values() if c["regionCode"].startswith(region)
                            and datetime.strptime(c["modifiedTime"], FORMAT) >= since),
                           key=lambda c: (c["modifiedTime"], c["caseNo"]))

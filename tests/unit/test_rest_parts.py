@@ -122,6 +122,16 @@ def test_has_more_sent_as_text_or_a_number_is_read_as_meant(has_more: object, as
     assert (pager.following(first, body, state) is not None) is asks_again
 
 
+@pytest.mark.parametrize(("pages", "more"), [(2, True), ("2", True), (" 2 ", True), ("1", False), ("two", False),
+                                              (True, False), (None, False)])
+def test_a_page_count_sent_as_text_is_read(pages: object, more: bool) -> None:
+    profile = builtin_profile("hotline-12315")
+    pager, state = Pager(profile.paging, profile.records, 2), PollState()
+    first = pager.first(state, datetime(2025, 6, 1, tzinfo=CST))
+    page1 = {"data": {"pages": pages, "list": [{"caseNo": "1", "modifiedTime": "2025-06-10 09:00:00"}] * 2}}
+    assert (pager.following(first, page1, state) is not None) is more
+
+
 def test_page_number_paging_advances_the_time_only_when_a_run_completes() -> None:
     profile = builtin_profile("hotline-12315")
     pager, state = Pager(profile.paging, profile.records, 2), PollState()
