@@ -1,8 +1,11 @@
 """The credit platform adapter: credit_license / credit_penalty published as ExchangeMessage XML.
 
 One message per item type (XK or CF) and chunk of at most ``max_records`` records and
-``max_bytes``. The ``sn`` is derived from the records it carries, so a message resent after a lost
-answer gets the platform's stored answer instead of being published twice. Answers
+``max_bytes``. The ``sn`` is derived from the records it carries, and every message is written to
+the batch journal (``adapters.journal``) before it is sent: a record on a further attempt goes again
+in its journaled message, byte for byte and under the same ``sn``, however the outbox grouped it this
+time, so the platform answers with its stored response instead of taking a second submission
+(1006 for an I, 1007 for a D). Answers
 (``sources/credit-publication/README.md`` (b)): ``resultCode`` 0000 -> one result per record
 (accepted -> delivered, 1xxx -> the department's rejection with the platform's code and message);
 9003 -> retry; other 9xxx -> the message failed as a whole; HTTP 401 -> failed; 413 -> halved;
@@ -12,6 +15,7 @@ so that it cannot take the others down with a 9001.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ssl
 from collections.abc import Callable, Sequence
@@ -25,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from adapters.base import DeliveryResult, DeliveryStatus, OutboundRecord
 from adapters.credit_exchange.fields import ITEMS, FieldError, render_fields
 from adapters.credit_exchange.message import Answer, Header, RecordXml, build_request, parse_answer
+from adapters.journal import BatchJournal, MemoryJournal, SentBatch, prune_horizon
 from gateway.errors import GatewayError, TargetRejected, TargetUnavailable, retry_after_s
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -63,27 +68,61 @@ class CreditExchangeAdapter:
         self._config = config
         self._clock = clock or (lambda: datetime.now(UTC))
         self._session: aiohttp.ClientSession | None = None
+        self._journal: BatchJournal = MemoryJournal()
+        self._answered: list[str] = []  # sns answered for good since the last ``settled``
+        self._pruned = False
+
+    def use_journal(self, journal: BatchJournal) -> None:
+        self._journal = journal
+
+    async def settled(self) -> None:
+        """The worker settled the results of the last calls: their answered messages are done with."""
+        answered, self._answered = self._answered, []
+        if answered:
+            await asyncio.to_thread(self._journal.forget, answered)
 
     async def deliver(self, batch: Sequence[OutboundRecord]) -> list[DeliveryResult]:
+        """Records on a further attempt go again in the journaled message they were sent in (same
+        sn), the others in new messages."""
+        in_hand = {r.record_id for r in batch}
+        again = {r.record_id for r in batch if r.attempts > 1}
+        journaled = await self._recall(again) if again else []
+        covered = {rid for sent in journaled for rid in sent.record_ids} & in_hand
         results: dict[str, DeliveryResult] = {}
+        pending: list[SentBatch | tuple[str, list[RecordXml]]] = [*journaled, *self._plan(
+            [r for r in {r.record_id: r for r in batch}.values() if r.record_id not in covered], results)]
+        for index, part in enumerate(pending):
+            try:
+                if isinstance(part, SentBatch):
+                    results.update(await self._send_again(part, in_hand, batch))
+                else:
+                    results.update(await self._send(*part))
+            except GatewayError as exc:
+                for rest in pending[index:]:
+                    ids = rest.record_ids if isinstance(rest, SentBatch) else [r.local_id for r in rest[1]]
+                    results.update({rid: DeliveryResult.of_stopped_batch(rid, exc) for rid in ids
+                                    if rid in in_hand and rid not in results})
+                break
+        return [results[r.record_id] for r in batch]
+
+    def _plan(self, records: Sequence[OutboundRecord],
+              results: dict[str, DeliveryResult]) -> list[tuple[str, list[RecordXml]]]:
+        """Messages (kind, records) for ``records``; those held back get their result in ``results``."""
         groups: dict[str, list[RecordXml]] = {}
-        for record in {r.record_id: r for r in batch}.values():
+        for record in records:
             outcome = _prepare(record)
             if isinstance(outcome, DeliveryResult):
                 results[record.record_id] = outcome
             else:
                 groups.setdefault(record.kind, []).append(outcome)
-        pending = [(kind, chunk) for kind, items in groups.items()
-                   for chunk in _chunks(items, self._config.max_records)]
-        for index, (kind, chunk) in enumerate(pending):
-            try:
-                results.update(await self._send(kind, chunk))
-            except GatewayError as exc:
-                for _, rest in pending[index:]:
-                    results.update({r.local_id: DeliveryResult.of_stopped_batch(r.local_id, exc)
-                                    for r in rest if r.local_id not in results})
-                break
-        return [results[r.record_id] for r in batch]
+        return [(kind, chunk) for kind, items in groups.items() for chunk in _chunks(items, self._config.max_records)]
+
+    async def _recall(self, record_ids: set[str]) -> list[SentBatch]:
+        """The journaled messages of records on a further attempt (a first look also prunes)."""
+        if not self._pruned:
+            self._pruned = True
+            await asyncio.to_thread(self._journal.prune, prune_horizon())
+        return await asyncio.to_thread(self._journal.recall, record_ids)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -104,7 +143,14 @@ class CreditExchangeAdapter:
 
     async def _send(self, kind: str, records: list[RecordXml]) -> dict[str, DeliveryResult]:
         body = self.message(kind, records)
-        status, answer = (413, None) if len(body) > self._config.max_bytes else await self._post(body)
+        if len(body) > self._config.max_bytes:
+            status, answer = 413, None
+        else:
+            sn = self.sn_for(ITEMS[kind][0], records)
+            await asyncio.to_thread(self._journal.remember, SentBatch(sn, tuple(r.local_id for r in records), body),
+                                    datetime.now(UTC))
+            status, answer = await self._post(body)
+            self._answered.append(sn)  # for good: processed, refused as a whole or too large
         if status == 413:
             if len(records) == 1:
                 rid = records[0].local_id
@@ -114,7 +160,22 @@ class CreditExchangeAdapter:
             return {**await self._send(kind, records[:half]), **await self._send(kind, records[half:])}
         if answer is None:  # pragma: no cover - _post answers None only with 413
             raise TargetUnavailable("信用平台无应答 / no answer from the credit platform")
-        return _settle(records, answer)
+        return _settle([r.local_id for r in records], answer)
+
+    async def _send_again(self, sent: SentBatch, in_hand: set[str],
+                          batch: Sequence[OutboundRecord]) -> dict[str, DeliveryResult]:
+        """A journaled message as it was sent; results for the records in hand (the holders of the
+        others send it again too, and get the stored answer). Forgotten once every record was in hand."""
+        status, answer = await self._post(sent.body)
+        if in_hand.issuperset(sent.record_ids):
+            self._answered.append(sent.batch_id)
+        if status == 413 or answer is None:  # the limits shrank since: the records in hand go in new messages
+            results: dict[str, DeliveryResult] = {}
+            mine = [r for r in {r.record_id: r for r in batch}.values() if r.record_id in sent.record_ids]
+            for kind, chunk in self._plan(mine, results):
+                results.update(await self._send(kind, chunk))
+            return results
+        return _settle([rid for rid in sent.record_ids if rid in in_hand], answer)
 
     async def _post(self, body: bytes) -> tuple[int, Answer | None]:
         headers = {"Content-Type": "application/xml; charset=UTF-8", "X-Sender": self._config.sender,
@@ -174,25 +235,23 @@ def _chunks(items: list[RecordXml], size: int) -> list[list[RecordXml]]:
     return [items[start:start + size] for start in range(0, len(items), size)]
 
 
-def _settle(records: Sequence[RecordXml], answer: Answer) -> dict[str, DeliveryResult]:
+def _settle(local_ids: Sequence[str], answer: Answer) -> dict[str, DeliveryResult]:
     if answer.result_code != "0000":
         message = f"信用平台拒收整个报文 / the credit platform refused the message: " \
                   f"{answer.result_code} {answer.result_message}"
-        return {r.local_id: DeliveryResult(r.local_id, "failed", code=answer.result_code, message=message)
-                for r in records}
+        return {rid: DeliveryResult(rid, "failed", code=answer.result_code, message=message) for rid in local_ids}
     by_id = {r.local_id: r for r in answer.results}
     out: dict[str, DeliveryResult] = {}
-    for record in records:
-        found = by_id.get(record.local_id)
+    for local_id in local_ids:
+        found = by_id.get(local_id)
         if found is None:
-            out[record.local_id] = DeliveryResult(record.local_id, "retry", code="NO_RESULT", message=(
+            out[local_id] = DeliveryResult(local_id, "retry", code="NO_RESULT", message=(
                 "信用平台未返回该记录的结果 / the credit platform gave no result for the record"))
             continue
         receipt: dict[str, Any] = {"sn": answer.ref_sn, "platform_id": found.platform_id}
         if found.field:
             receipt["field"] = found.field
         status: DeliveryStatus = "delivered" if found.status == "accepted" else "rejected"
-        out[record.local_id] = DeliveryResult(record.local_id, status, code=found.code, message=found.message,
-                                              receipt=receipt)
+        out[local_id] = DeliveryResult(local_id, status, code=found.code, message=found.message, receipt=receipt)
     return out
 

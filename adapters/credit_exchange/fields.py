@@ -19,6 +19,9 @@ _WAN = Decimal(10_000)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _USCC = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}")
 _WAN_TEXT = re.compile(r"\d{1,12}(\.\d{1,6})?")
+# Characters XML 1.0 cannot carry (control characters, lone surrogates, U+FFFE/U+FFFF): lxml refuses
+# to write them, so one such value would otherwise stop the whole message from being built.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _ENUMS = {
     "xdrlb": frozenset({"法人及非法人组织", "自然人", "个体工商户"}),
     "xklb": frozenset({"普通", "特许", "认可", "核准", "登记", "其他"}),
@@ -83,6 +86,8 @@ class FieldSpec:
 
 
 def _check(element: str, value_type: str, text: str) -> None:
+    if _NOT_XML.search(text):
+        raise FieldError("1002", element, "含有报文不允许的控制字符 / contains a character XML cannot carry")
     if (value_type == "str" and len(text) > 200) or (value_type == "text" and len(text) > 4000):
         raise FieldError("1002", element, f"超过长度限制 / too long ({len(text)} characters)")
     checks: dict[str, Callable[[str], bool]] = {
