@@ -86,12 +86,17 @@ def _epoch(text: Any) -> float | None:
 
 
 def _confidence(value: Any) -> Decimal | None:
+    """The confidence as a number; None when it is not one (the mapping refuses the event then).
+
+    NaN and infinities are not numbers either: ``Decimal("NaN") < x`` raises, and one such event
+    would stop the connector on every redelivery."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except InvalidOperation:
         return None
+    return number if number.is_finite() else None
 
 
 def json_event_facts(payload: Any) -> tuple[str, str, str, float | None, Decimal | None]:
