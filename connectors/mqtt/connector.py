@@ -208,6 +208,7 @@ class MqttConnector:
                 settled.append(message)
                 continue
             parts = found.parts
+            verdict: Verdict | None = None
             try:
                 payload = self._decode(found.codec, message)
                 if found.codec == "status":
@@ -217,14 +218,21 @@ class MqttConnector:
                     settled.append(message)
                     continue
                 if found.codec in _VIDEO:
-                    self.devices.seen_all(heard)
-                    heard.clear()
-                    await self._video(found.route, parts, payload, message, publish, acknowledge)
-                    continue
-                heard.append(self._telemetry_check(parts, payload))
+                    verdict = self._judge_video(found.route, parts, payload, message)
+                else:
+                    heard.append(self._telemetry_check(parts, payload))
             except PayloadError as exc:
                 self._reject(message, exc)
                 settled.append(message)  # a bad payload never gets better: no retry (contract)
+                continue
+            except Exception as exc:  # noqa: BLE001  # our bug meeting this payload: see _unprocessable
+                self._unprocessable(message, exc)
+                settled.append(message)
+                continue
+            if verdict is not None:
+                self.devices.seen_all(heard)
+                heard.clear()
+                await self._video(found.route, parts, payload, message, verdict, publish, acknowledge)
                 continue
             group = groups.get(found.group)
             if group is None:
@@ -270,14 +278,16 @@ class MqttConnector:
             raise PayloadError(code, f"topic region {parts.get('region')} differs from the registry's for {device_id}")
         return device_id
 
-    async def _video(self, route: CompiledRoute, parts: dict[str, str], payload: Any, message: Incoming,
-                     publish: Publish, ack: Ack) -> None:
+    def _judge_video(self, route: CompiledRoute, parts: dict[str, str], payload: Any, message: Incoming) -> Verdict:
         facts = json_event_facts(payload) if route.route.codec == "video_event" else gb28181_facts(payload)
         region = self.camera_regions.get(facts[1])
         if region and parts.get("region") and region != parts["region"]:
             raise PayloadError("VIDEO_REGION_MISMATCH",
                                f"topic region {parts['region']} differs from camera {facts[1]}'s")
-        verdict: Verdict = self.events.judge(facts, message.received_at)
+        return self.events.judge(facts, message.received_at)
+
+    async def _video(self, route: CompiledRoute, parts: dict[str, str], payload: Any, message: Incoming,
+                     verdict: Verdict, publish: Publish, ack: Ack) -> None:
         if not verdict.keep:
             self._count(f"events_dropped_{verdict.reason}")
             ack([message])
@@ -289,6 +299,15 @@ class MqttConnector:
         await self._publish(group, publish)
         self._count("events_published")
         ack([message])
+
+    def _unprocessable(self, message: Incoming, exc: Exception) -> None:
+        """A message that made sorting fail in a way no payload should (a bug of ours): refused and
+        acknowledged like a bad payload, with the error logged in full. Raised, it would stop the
+        connector, and the broker would redeliver it to the same end, holding every message behind."""
+        log.error("mqtt message could not be processed (报文无法处理): topic %s", message.topic, exc_info=exc)
+        name = type(exc).__name__
+        refused = PayloadError("UNPROCESSABLE", f"处理报文时出错（{name}）/ the gateway failed on the message ({name})")
+        self._reject(message, refused)
 
     def _reject(self, message: Incoming, exc: PayloadError) -> None:
         self._count(f"rejected_{exc.code}")
