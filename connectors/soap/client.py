@@ -4,12 +4,14 @@ zeep is synchronous: every method here runs in a worker thread (``asyncio.to_thr
 are taken raw (``Settings(raw_response=True)``) and decoded by ``connectors.codecs`` ("soap"), so a
 mapping sees the same tree whether a page came from this connector or from a sample file. An answer
 is read as a stream and refused as soon as it passes ``max_response_bytes`` (the codec's size check
-comes after the whole body is in memory: too late for a runaway answer).
+comes after the whole body is in memory: too late for a runaway answer), or when it is not complete
+within ``answer_timeout_s`` (``timeout_s`` bounds each wait for more of it, not the whole).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +22,7 @@ from zeep.wsse.username import UsernameToken
 
 from connectors.codecs import DecodeLimits
 from connectors.codecs.limits import check_size
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, SourceUnavailable
 
 from .config import SoapPollConfig
 from .faults import translating_transport_errors
@@ -42,33 +44,43 @@ class QuietTransport(Transport):
     """zeep's transport without its debug log of each message (it holds the password), answering
     a ``RawAnswer`` read up to ``max_response_bytes`` (zeep passes it through: ``raw_response``)."""
 
-    def __init__(self, *, max_response_bytes: int, **options: Any) -> None:
+    def __init__(self, *, max_response_bytes: int, answer_timeout_s: float, **options: Any) -> None:
         super().__init__(**options)  # type: ignore[no-untyped-call]
         self.max_response_bytes = max_response_bytes
+        self.answer_timeout_s = answer_timeout_s
 
     def post(self, address: str, message: bytes, headers: dict[str, str]) -> RawAnswer:
+        deadline = time.monotonic() + self.answer_timeout_s
         with self.session.post(address, data=message, headers=headers, timeout=self.operation_timeout,
                                stream=True) as response:
-            return RawAnswer(status=response.status_code, content=read_capped(response, self.max_response_bytes))
+            content = read_capped(response, self.max_response_bytes, deadline=deadline)
+            return RawAnswer(status=response.status_code, content=content)
 
 
-def read_capped(response: requests.Response, max_bytes: int) -> bytes:
-    """The (decoded) body, or ``PAYLOAD_TOO_LARGE`` as soon as it is longer than ``max_bytes``.
+def read_capped(response: requests.Response, max_bytes: int, *, deadline: float | None = None) -> bytes:
+    """The (decoded) body, or ``PAYLOAD_TOO_LARGE`` as soon as it is longer than ``max_bytes``, or
+    ``SourceUnavailable`` (transient) once ``deadline`` (``time.monotonic``) passes before its end.
 
     Counted after content decoding, so a small gzip body that inflates past the limit is refused too.
-    A non-success answer that is too long is cut instead: its status says what happened.
+    A non-success answer that is too long is cut instead: its status says what happened. Read with
+    ``read1`` (what has arrived, up to a chunk), so that a trickle is timed as it comes, not per
+    full chunk.
     """
     limits = DecodeLimits(max_bytes=max_bytes)
     declared = response.headers.get("Content-Length", "")
     if response.status_code == 200 and declared.isdigit():
         check_size(int(declared), limits, "the answer (Content-Length)")
     body = bytearray()
-    for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
+    raw = response.raw
+    while chunk := raw.read1(CHUNK_BYTES, decode_content=True):
         body += chunk
         if len(body) > max_bytes:
             if response.status_code != 200:
                 return b""
             check_size(len(body), limits, "the answer (read so far)")
+        if deadline is not None and time.monotonic() > deadline:
+            raise SourceUnavailable(f"the answer was not complete in time ({len(body)} bytes so far)"
+                                    "（应答超时未完成）")
     return bytes(body)
 
 
@@ -86,7 +98,8 @@ class SoapClient:
         session = requests.Session()
         session.verify = str(config.ca_bundle) if config.ca_bundle else True
         transport = QuietTransport(session=session, timeout=config.timeout_s, operation_timeout=config.timeout_s,
-                                   max_response_bytes=config.max_response_bytes)
+                                   max_response_bytes=config.max_response_bytes,
+                                   answer_timeout_s=config.answer_timeout_s)
         wsse = UsernameToken(config.username, config.password.get_secret_value())  # type: ignore[no-untyped-call]
         with translating_transport_errors(f"WSDL {config.wsdl}"):
             client = zeep.Client(  # type: ignore[no-untyped-call]

@@ -37,7 +37,10 @@ class SoapPollConfig(BaseModel):
     poll_interval_s: float = Field(default=300.0, gt=0)
     max_calls_per_min: int = Field(default=60, ge=1)
     max_concurrency: int = Field(default=2, ge=1)
-    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0, description="Connecting, and each wait for more of an answer.")
+    answer_timeout_s: float = Field(default=300.0, gt=0, description=(
+        "A whole answer, however it trickles in: a source sending a byte at a time would hold the "
+        "connector for ever under timeout_s alone."))
     retry_backoff_s: float = Field(default=5.0, gt=0, description="First wait after a transient fault.")
     max_backoff_s: float = Field(default=600.0, gt=0)
     rate_limited_backoff_s: float = Field(default=60.0, ge=60, description="Wait after errorCode 3001.")

@@ -6,8 +6,10 @@ records: filtered by the GXSJ window ``[startTime, endTime)``, ordered by GXSJ t
 Every request must carry the WS-Security UsernameToken (PasswordText); a wrong one gets the
 contract's Fault 1001 bytes. Fault injection: ``fail(kind, times)`` answers the next calls with a
 Fault (1001, 1002, 2001, 3001, 5000), a proxy page (502, 503) or a 200 body that never ends
-("endless", for response size limits); ``delay_s`` slows every answer; ``after_call`` runs after each
-answer (a test changes the records between two pages: the source keeps no snapshot).
+("endless", for response size limits) or that trickles in a few bytes at a time ("drip", for the
+answer deadline); ``gzip_answers`` compresses every answer; ``delay_s`` slows every answer;
+``after_call`` runs after each answer (a test changes the records between two pages: the source
+keeps no snapshot).
 """
 
 from __future__ import annotations
@@ -144,6 +146,7 @@ class SoapPeer:
     """Runs after each operation call is answered (change ``records`` here: replace a list, see ``_index``)."""
     calls: list[PeerCall] = field(default_factory=list)
     endless_bytes_sent: int = 0
+    gzip_answers: bool = False
     wsdl_gets: int = 0
     max_in_flight: int = 0
     _in_flight: int = 0
@@ -201,14 +204,18 @@ class SoapPeer:
             self.calls.append(call)
             if self.after_call is not None:
                 self.after_call(call)
-            if content_type == "endless":
-                return await self._endless(request)
-            return web.Response(status=status, body=body, content_type=content_type, charset="utf-8")
+            if content_type in ("endless", "drip"):
+                return await self._endless(request, drip=content_type == "drip")
+            answer = web.Response(status=status, body=body, content_type=content_type, charset="utf-8")
+            if self.gzip_answers:
+                answer.enable_compression(web.ContentCoding.gzip)
+            return answer
         finally:
             self._in_flight -= 1
 
-    async def _endless(self, request: web.Request) -> web.StreamResponse:
-        """A 200 page whose records never end, streamed until the client hangs up."""
+    async def _endless(self, request: web.Request, *, drip: bool = False) -> web.StreamResponse:
+        """A 200 page whose records never end, streamed until the client hangs up (``drip``: a few
+        bytes every 20 ms, so that no single wait for more of it is long)."""
         response = web.StreamResponse(status=200, headers={"Content-Type": "text/xml;charset=UTF-8"})
         await response.prepare(request)
         head = ('<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
@@ -216,8 +223,11 @@ class SoapPeer:
         try:
             await response.write(head.encode() + b"<return><records>")
             while True:
-                await response.write(ENDLESS_CHUNK)
-                self.endless_bytes_sent += len(ENDLESS_CHUNK)
+                chunk = b"<!---->" if drip else ENDLESS_CHUNK
+                await response.write(chunk)
+                self.endless_bytes_sent += len(chunk)
+                if drip:
+                    await asyncio.sleep(0.02)
         except (ConnectionError, RuntimeError):  # the client closed the connection
             return response
 
@@ -228,8 +238,8 @@ class SoapPeer:
             kind = self._faults.popleft()
             if kind in ("502", "503"):
                 return int(kind), PROXY_PAGE % (int(kind), int(kind)), "text/html"
-            if kind == "endless":
-                return 200, b"", "endless"
+            if kind in ("endless", "drip"):
+                return 200, b"", kind
             return 500, fault_body(kind), "text/xml"
         if query.operation not in KEYS or soap_action.strip('"') != f"urn:{query.operation}":
             return 500, fault_body("2001", f"unknown operation or SOAPAction {soap_action}"), "text/xml"

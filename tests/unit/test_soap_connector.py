@@ -25,11 +25,15 @@ NOW = datetime(2025, 6, 4, 0, 0, tzinfo=BEIJING)
 INSPECTIONS = [{"name": "QueryInspections", "variant": "inspection"}]
 
 
+def options_for(peer: SoapPeer, **overrides: Any) -> dict[str, Any]:
+    return {"wsdl": peer.wsdl_url, "username": USERNAME, "password": PASSWORD, "operations": INSPECTIONS,
+            "page_size": 3, "start_time": "2025-06-03T00:00:00", "max_calls_per_min": 60000,
+            "retry_backoff_s": 0.01, "max_backoff_s": 0.02, "timeout_s": 10, **overrides}
+
+
 def connector(peer: SoapPeer, state: MemoryState | None = None, lease: Any = None,
               **overrides: Any) -> SoapPollConnector:
-    options = {"wsdl": peer.wsdl_url, "username": USERNAME, "password": PASSWORD, "operations": INSPECTIONS,
-               "page_size": 3, "start_time": "2025-06-03T00:00:00", "max_calls_per_min": 60000,
-               "retry_backoff_s": 0.01, "max_backoff_s": 0.02, "timeout_s": 10, **overrides}
+    options = options_for(peer, **overrides)
     context = ConnectorContext(state=state or MemoryState(), **({"lease": lease} if lease else {}))
     return SoapPollConnector("ministry", SoapPollConnector.Config.model_validate(options), context, clock=lambda: NOW)
 

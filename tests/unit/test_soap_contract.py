@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from datetime import datetime
 from typing import Any
 
@@ -14,13 +15,18 @@ import pytest
 
 from connectors.base import MemoryState
 from connectors.codecs import DEFAULT_LIMITS, decode
+from connectors.soap.client import SoapClient
 from connectors.soap.faults import decode_answer
+from connectors.soap.poll import SoapPollConnector
+from connectors.soap.window import BEIJING, Window
 from gateway.errors import PayloadError, PermanentError, SourceUnavailable
 from gateway.ingest import Ingestor
 from mapping.catalog import load_catalog
 from tests.conftest import MAPPINGS, SAMPLES
 from tests.peers.soap_server import PeerCall, SoapPeer, generate, records_in
-from tests.unit.test_soap_connector import Collect, connector, one_cycle
+from tests.unit.test_soap_connector import Collect, connector, one_cycle, options_for
+
+WINDOW = Window(start=datetime(2025, 6, 3, tzinfo=BEIJING), end=datetime(2025, 6, 4, tzinfo=BEIJING))
 
 SOAP = SAMPLES / "ministry-soap"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -118,6 +124,30 @@ async def test_a_response_past_max_response_bytes_is_refused_while_it_streams() 
         sent = peer.endless_bytes_sent
     assert caught.value.code == "PAYLOAD_TOO_LARGE"
     assert sent < 64 * 1024 * 1024  # the client hung up long before; a full read never ends
+
+
+async def test_an_answer_that_trickles_in_is_given_up_at_the_answer_deadline() -> None:
+    # Each wait for more is short (no per-read timeout fires), the whole never ends: the call is
+    # given up as transient once answer_timeout_s has passed, and the connection dropped.
+    async with SoapPeer() as peer:
+        client = SoapClient(SoapPollConnector.Config.model_validate(options_for(peer, answer_timeout_s=0.5)))
+        await asyncio.to_thread(client.load)
+        peer.fail("drip")
+        started = time.monotonic()
+        with pytest.raises(SourceUnavailable, match="not complete in time"):
+            await asyncio.to_thread(client.query, "QueryInspections", WINDOW, 1, 3)
+        took = time.monotonic() - started
+        await asyncio.to_thread(client.close)
+    assert 0.5 <= took < 3
+
+
+async def test_a_gzip_answer_is_read_unpacked() -> None:
+    records = generate("QueryInspections", 3, datetime(2025, 6, 3, 8, 0))
+    async with SoapPeer(records={"QueryInspections": records}) as peer:
+        peer.gzip_answers = True
+        publish = Collect()
+        await one_cycle(connector(peer, page_size=50), publish)
+    assert [len(records_in(e.payload)) for e in publish.envelopes] == [3]
 
 
 # README "Operations and paging": no snapshot across pages. A record updated while the window is
