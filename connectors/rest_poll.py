@@ -27,7 +27,7 @@ from connectors.rest.auth import Credentials
 from connectors.rest.client import CursorExpired, RateLimited, TokenRejected, Transport, page_of
 from connectors.rest.limits import Backoff, TokenBucket
 from connectors.rest.paging import Pager, PageRequest, PollState
-from connectors.rest.profile import Resource, RestProfile, builtin_profile, builtin_profile_names
+from connectors.rest.profile import Resource, RestProfile, builtin_profile, builtin_profile_names, get_path
 from gateway.envelope import Envelope
 from gateway.errors import ConfigError, PermanentError, SourceUnavailable, StoreUnavailable
 
@@ -222,6 +222,10 @@ class RestPollConnector:
                                                        headers=headers)
                 body = page_of(answer, what, rules=self.profile.body_status,
                                cursor_expired_status=self._cursor_expired_status())
+                records = self.profile.records
+                if records.items_required and not isinstance(get_path(body, records.items_path), list):
+                    raise SourceUnavailable(f"{what}: a 200 answer without '{records.items_path}': not a page "
+                                            "（应答不是数据页）")
             except TokenRejected as exc:
                 if refreshed or not self._credentials.refreshable:
                     raise PermanentError(f"{what}: credentials rejected / 凭据被拒绝: {exc}") from exc

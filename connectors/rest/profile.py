@@ -71,6 +71,9 @@ class RecordsProfile(_Strict):
     id_field: str
     updated_field: str
     updated_format: str = Field(default="iso", description="'iso', or a strftime pattern in source_tz")
+    items_required: bool = Field(default=False, description=(
+        "every page has a list at items_path (eco-rest's PenaltyPage): a 200 without one is not a page "
+        "(an error body, a proxy's JSON) and is retried, not read as an empty last page"))
 
 
 class BodyStatusProfile(_Strict):
@@ -110,7 +113,7 @@ _BUILTIN: dict[str, dict[str, Any]] = {
         "auth": {"kind": "oauth2_client_credentials", "token_url_path": "/oauth2/token", "scope": "penalty.read"},
         "paging": {"style": "cursor", "since_param": "updatedSince", "size_param": "limit", "page_size": 100,
                    "max_page_size": 500, "overlap_s": 300},
-        "records": {"items_path": "items", "id_field": "id", "updated_field": "updatedAt"},
+        "records": {"items_path": "items", "id_field": "id", "updated_field": "updatedAt", "items_required": True},
         "resources": [{"name": "penalties", "path": "/api/v2/penalties"}],
         "rate_per_s": 10,
     },

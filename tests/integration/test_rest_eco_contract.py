@@ -144,3 +144,18 @@ async def test_a_token_lifetime_sent_as_a_numeric_string_is_accepted() -> None:
         await poll(connector(peer), published)
         assert len(published.items) == 1 and peer.token_requests == 1
 
+
+
+async def test_a_200_that_is_not_a_page_is_retried_not_read_as_an_empty_last_page() -> None:
+    # PenaltyPage requires items: an error body or a proxy's JSON sent with 200 is no page. Read as
+    # an empty last page, it ended the sync there and moved the cursor; it is retried instead.
+    peer = EcoRestServer()
+    async with peer:
+        peer.add(2)
+        peer.raw_replies.append(web.json_response({"code": "MAINTENANCE", "message": "系统维护中"}))
+        published = Published()
+        conn = connector(peer)
+        await poll(conn, published)
+        assert len(published.items) == 2
+        assert [h.status for h in peer.hits_on(PATH)] == [200, 200]
+        assert conn.stats.failures == 1
