@@ -16,6 +16,7 @@ records stays for the holders of the rest; ``prune`` drops what is older than an
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
@@ -78,3 +79,37 @@ class MemoryJournal:
 
 def prune_horizon(now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)) - RETAIN
+
+
+class JournalKeeper:
+    """An adapter's side of the journal: the one the runtime gave it (in memory until then), the
+    batches answered for good since the worker last settled (forgotten then), and a prune of what
+    is older than any retry at the first recall. Blocking journal calls run in a worker thread."""
+
+    def __init__(self) -> None:
+        self.journal: BatchJournal = MemoryJournal()
+        self._answered: list[str] = []
+        self._pruned = False
+
+    def use(self, journal: BatchJournal) -> None:
+        self.journal = journal
+
+    async def remember(self, batch: SentBatch) -> None:
+        """Before the batch is sent."""
+        await asyncio.to_thread(self.journal.remember, batch, datetime.now(UTC))
+
+    def answered(self, batch_id: str) -> None:
+        """The target answered the batch for good: forgotten at the next ``settled``."""
+        self._answered.append(batch_id)
+
+    async def settled(self) -> None:
+        answered, self._answered = self._answered, []
+        if answered:
+            await asyncio.to_thread(self.journal.forget, answered)
+
+    async def recall(self, record_ids: AbstractSet[str]) -> list[SentBatch]:
+        """The journaled batches of records on a further attempt."""
+        if not self._pruned:
+            self._pruned = True
+            await asyncio.to_thread(self.journal.prune, prune_horizon())
+        return await asyncio.to_thread(self.journal.recall, record_ids)

@@ -15,7 +15,6 @@ so that it cannot take the others down with a 9001.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import ssl
 from collections.abc import Callable, Sequence
@@ -29,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from adapters.base import DeliveryResult, DeliveryStatus, OutboundRecord
 from adapters.credit_exchange.fields import ITEMS, FieldError, render_fields
 from adapters.credit_exchange.message import Answer, Header, RecordXml, build_request, parse_answer
-from adapters.journal import BatchJournal, MemoryJournal, SentBatch, prune_horizon
+from adapters.journal import BatchJournal, JournalKeeper, SentBatch
 from gateway.errors import GatewayError, TargetRejected, TargetUnavailable, retry_after_s
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -68,25 +67,21 @@ class CreditExchangeAdapter:
         self._config = config
         self._clock = clock or (lambda: datetime.now(UTC))
         self._session: aiohttp.ClientSession | None = None
-        self._journal: BatchJournal = MemoryJournal()
-        self._answered: list[str] = []  # sns answered for good since the last ``settled``
-        self._pruned = False
+        self._journal = JournalKeeper()
 
     def use_journal(self, journal: BatchJournal) -> None:
-        self._journal = journal
+        self._journal.use(journal)
 
     async def settled(self) -> None:
         """The worker settled the results of the last calls: their answered messages are done with."""
-        answered, self._answered = self._answered, []
-        if answered:
-            await asyncio.to_thread(self._journal.forget, answered)
+        await self._journal.settled()
 
     async def deliver(self, batch: Sequence[OutboundRecord]) -> list[DeliveryResult]:
         """Records on a further attempt go again in the journaled message they were sent in (same
         sn), the others in new messages."""
         in_hand = {r.record_id for r in batch}
         again = {r.record_id for r in batch if r.attempts > 1}
-        journaled = await self._recall(again) if again else []
+        journaled = await self._journal.recall(again) if again else []
         covered = {rid for sent in journaled for rid in sent.record_ids} & in_hand
         results: dict[str, DeliveryResult] = {}
         pending: list[SentBatch | tuple[str, list[RecordXml]]] = [*journaled, *self._plan(
@@ -117,13 +112,6 @@ class CreditExchangeAdapter:
                 groups.setdefault(record.kind, []).append(outcome)
         return [(kind, chunk) for kind, items in groups.items() for chunk in _chunks(items, self._config.max_records)]
 
-    async def _recall(self, record_ids: set[str]) -> list[SentBatch]:
-        """The journaled messages of records on a further attempt (a first look also prunes)."""
-        if not self._pruned:
-            self._pruned = True
-            await asyncio.to_thread(self._journal.prune, prune_horizon())
-        return await asyncio.to_thread(self._journal.recall, record_ids)
-
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -147,10 +135,9 @@ class CreditExchangeAdapter:
             status, answer = 413, None
         else:
             sn = self.sn_for(ITEMS[kind][0], records)
-            await asyncio.to_thread(self._journal.remember, SentBatch(sn, tuple(r.local_id for r in records), body),
-                                    datetime.now(UTC))
+            await self._journal.remember(SentBatch(sn, tuple(r.local_id for r in records), body))
             status, answer = await self._post(body)
-            self._answered.append(sn)  # for good: processed, refused as a whole or too large
+            self._journal.answered(sn)  # for good: processed, refused as a whole or too large
         if status == 413:
             if len(records) == 1:
                 rid = records[0].local_id
@@ -168,7 +155,7 @@ class CreditExchangeAdapter:
         others send it again too, and get the stored answer). Forgotten once every record was in hand."""
         status, answer = await self._post(sent.body)
         if in_hand.issuperset(sent.record_ids):
-            self._answered.append(sent.batch_id)
+            self._journal.answered(sent.batch_id)
         if status == 413 or answer is None:  # the limits shrank since: the records in hand go in new messages
             results: dict[str, DeliveryResult] = {}
             mine = [r for r in {r.record_id: r for r in batch}.values() if r.record_id in sent.record_ids]

@@ -19,17 +19,15 @@ outcome rather than hammering a platform that just said no.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from adapters.base import DeliveryResult, OutboundRecord
-from adapters.journal import BatchJournal, MemoryJournal, SentBatch, prune_horizon
+from adapters.journal import BatchJournal, JournalKeeper, SentBatch
 from adapters.national_platform.http import json_object
 from adapters.national_platform.payload import (
     MAX_BODY_BYTES,
@@ -82,25 +80,21 @@ class NationalPlatformAdapter:
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._nonce = nonce or new_nonce
         self._session: aiohttp.ClientSession | None = None
-        self._journal: BatchJournal = MemoryJournal()
-        self._answered: list[str] = []  # batch ids answered for good since the last ``settled``
-        self._pruned = False
+        self._journal = JournalKeeper()
 
     def use_journal(self, journal: BatchJournal) -> None:
-        self._journal = journal
+        self._journal.use(journal)
 
     async def settled(self) -> None:
         """The worker settled the results of the last calls: their answered batches are done with."""
-        answered, self._answered = self._answered, []
-        if answered:
-            await asyncio.to_thread(self._journal.forget, answered)
+        await self._journal.settled()
 
     async def deliver(self, batch: Sequence[OutboundRecord]) -> list[DeliveryResult]:
         """Records on a further attempt go again in the journaled batch they were sent in (same
         batch_id, same body), the others in new batches planned within the limits."""
         in_hand = {r.record_id for r in batch}
         again = {r.record_id for r in batch if r.attempts > 1}
-        journaled = await self._recall(again) if again else []
+        journaled = await self._journal.recall(again) if again else []
         covered = {rid for sent in journaled for rid in sent.record_ids} & in_hand
         encoded = list({r.record_id: Encoded(r.record_id, encode_record(r.record))
                         for r in batch if r.record_id not in covered}.values())
@@ -122,13 +116,6 @@ class NationalPlatformAdapter:
                 break
         return [results[r.record_id] for r in batch]
 
-    async def _recall(self, record_ids: set[str]) -> list[SentBatch]:
-        """The journaled batches of records on a further attempt (a first look also prunes)."""
-        if not self._pruned:
-            self._pruned = True
-            await asyncio.to_thread(self._journal.prune, prune_horizon())
-        return await asyncio.to_thread(self._journal.recall, record_ids)
-
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -137,10 +124,9 @@ class NationalPlatformAdapter:
     async def _send(self, part: list[Encoded]) -> dict[str, DeliveryResult]:
         batch_id = batch_id_for(self._config.app_id, [r.record_id for r in part])
         body = encode_body(batch_id, [r.body for r in part])
-        await asyncio.to_thread(self._journal.remember, SentBatch(batch_id, tuple(r.record_id for r in part), body),
-                                datetime.now(UTC))
+        await self._journal.remember(SentBatch(batch_id, tuple(r.record_id for r in part), body))
         reply = await self._post(body)
-        self._answered.append(batch_id)  # for good: stored, replayed, refused or too large
+        self._journal.answered(batch_id)  # for good: stored, replayed, refused or too large
         if reply.status == 413:
             if len(part) == 1:
                 return {part[0].record_id: DeliveryResult(part[0].record_id, "failed", code="41300", message=(
@@ -155,7 +141,7 @@ class NationalPlatformAdapter:
         others send it again too, and get the replay). Forgotten once every record was in hand."""
         reply = await self._post(sent.body)
         if in_hand.issuperset(sent.record_ids):
-            self._answered.append(sent.batch_id)
+            self._journal.answered(sent.batch_id)
         if reply.status == 413:  # the limits shrank since: the records in hand go in new batches
             mine = [Encoded(r.record_id, encode_record(r.record)) for r in batch if r.record_id in sent.record_ids]
             return await self._send(mine) if mine else {}
