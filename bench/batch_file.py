@@ -2,7 +2,11 @@
 data centre's ex_penalty table, through the real path (BatchFilesConnector -> Publisher ->
 SqlGatewayStore -> DeliveryWorker -> DataCentreAdapter, all on SQLite in a temporary folder).
 
-    .venv/bin/python bench/batch_file.py [--rows 1000000] [--chunk-rows 500]
+    .venv/bin/python bench/batch_file.py [--rows 1000000] [--chunk-rows 1000] [--batch-size 1000]
+
+Chunks of 1,000 rows and data-centre batches of 1,000 records (the connector's ``chunk_rows``, the
+adapter's ``batch_size``): a file's rows go through fewer transactions than at 500 (1,000,000 rows:
+3,715 rows/s against 3,197, peak 256 MB against 210, on a 2-core machine).
 
 Rows are the 20 valid rows of the 桐庐县 sample, each with its own 处罚行为编号, 文书号, dates and
 amounts. Figures print as ONE JSON object on the last line: rows_per_s (file rows from start to
@@ -258,8 +262,8 @@ def _count(engine: Any) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--chunk-rows", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=500, help="the data-centre adapter's batch size")
+    parser.add_argument("--chunk-rows", type=int, default=1000, help="the batch-file connector's chunk_rows")
+    parser.add_argument("--batch-size", type=int, default=1000, help="the data-centre adapter's batch size")
     parser.add_argument("--delivery-processes", type=int, default=0, help=(
         "deliver from this many `sgw run --role delivery` processes on the same SQLite stores (this "
         "process then only ingests); 0: the embedded gateway, all in this process"))
