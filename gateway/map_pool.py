@@ -41,9 +41,10 @@ WORKER_MAPPINGS = 32  # compiled mappings a worker keeps
 PARENT_CHECK_S = 0.5  # how often a worker looks whether the gateway that started it is still there
 # What a worker sends back per record, as a tuple: dataclasses cost ~10 µs a record to unpickle, a
 # tuple of builtins 2.5. (record, key, findings, broken, mapping findings, provenance or None when
-# it is the mapping's own, source path, index)
+# it is the mapping's own.) One per source record, in their order: where each sits, and the
+# record itself, the gateway has already (``sources_worth_sending``).
 _Wire = tuple[dict[str, Any], tuple[str, ...], list[Finding], frozenset[str] | None, list[Finding],
-              Mapping[str, str] | None, str, int]
+              Mapping[str, str] | None]
 
 
 class MapPool:
@@ -108,9 +109,10 @@ class MapPool:
             return None
         self.prepared += 1
         provenance = mapping.provenance  # read only: shared by the records that kept it
-        return [Prepared(MappedRecord(record, own or provenance, mapping_findings, where, index, sources[index][0]),
+        return [Prepared(MappedRecord(record, own or provenance, mapping_findings, where, index, source),
                          key, findings, broken)
-                for record, key, findings, broken, mapping_findings, own, where, index in wire]
+                for index, ((record, key, findings, broken, mapping_findings, own), (source, where))
+                in enumerate(zip(wire, sources, strict=True))]
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -171,9 +173,8 @@ def _prepare(token: str, spec: bytes, payload: Any, records_inline: bool, meta: 
         _MAPPINGS[token] = mapping
     _TODAY[0] = today
     provenance = mapping.provenance
-    # The source records are not sent back: the gateway has them.
-    return [(m.record, p.key, p.findings, p.broken, m.findings, None if m.provenance == provenance else m.provenance,
-             m.source_path, m.index)
+    # Nor where each sits, nor the source records: the gateway has them.
+    return [(m.record, p.key, p.findings, p.broken, m.findings, None if m.provenance == provenance else m.provenance)
             for p in _INGESTOR.prepare(mapping, payload, meta, records_inline=records_inline) for m in (p.mapped,)]
 
 
