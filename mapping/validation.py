@@ -569,10 +569,9 @@ class Validator:
         """What ``validate`` finds without the history (fields, the record's own rules), and the
         fields with an error before the rules ran, which ``check_history`` is given back: the part
         that needs nothing but the record, so it may run in another process."""
-        kind_name = record.get("record_kind")
-        compiled = self._kinds.get(kind_name) if isinstance(kind_name, str) else None
+        compiled = self._compiled(record)
         if compiled is None:
-            return [make_finding("KIND_UNKNOWN", "record_kind", value=kind_name,
+            return [make_finding("KIND_UNKNOWN", "record_kind", value=record.get("record_kind"),
                                  version=self.standard.version)], None
         out: list[Finding] = []
         blank = compiled.check_fields(record, out)
@@ -599,8 +598,7 @@ class Validator:
     def check_history(self, record: Mapping[str, Any], history: RecordHistory, out: list[Finding],
                       broken: frozenset[str] | None) -> None:
         """The cross-record rules' findings, added to ``out`` and ``broken`` from ``check_record``."""
-        kind_name = record.get("record_kind")
-        compiled = self._kinds.get(kind_name) if isinstance(kind_name, str) else None
+        compiled = self._compiled(record)
         if compiled is None:
             return
         full = record.get("operation") != "d"
@@ -608,6 +606,10 @@ class Validator:
             if (full or spec.id.startswith("COM-")) and (not broken or fields.isdisjoint(broken)):
                 for violation in rule(record, history):
                     _add_violation(spec, violation, out, self._rule_findings)
+
+    def _compiled(self, record: Mapping[str, Any]) -> _CompiledKind | None:
+        kind_name = record.get("record_kind")
+        return self._kinds.get(kind_name) if isinstance(kind_name, str) else None
 
     def _run_rules(self, compiled: _CompiledKind, record: Mapping[str, Any], full: bool, out: list[Finding],
                    broken: frozenset[str] | None) -> None:
