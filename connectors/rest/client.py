@@ -19,6 +19,8 @@ from typing import Any
 
 import aiohttp
 
+from connectors.codecs import DecodeLimits
+from connectors.codecs.limits import check_size
 from connectors.rest.profile import BodyStatusProfile, get_path
 from gateway.errors import PayloadError, PermanentError, SourceUnavailable, retry_after_s
 
@@ -75,7 +77,7 @@ class Transport:
     def __init__(self, base_url: str, timeout_s: float, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self._base_url = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._max_body_bytes = max_body_bytes
+        self._limits = DecodeLimits(max_bytes=max_body_bytes)
         self._session: aiohttp.ClientSession | None = None
 
     async def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
@@ -98,9 +100,7 @@ class Transport:
         size = 0
         async for chunk in response.content.iter_chunked(_READ_CHUNK_BYTES):
             size += len(chunk)
-            if size > self._max_body_bytes:
-                raise PayloadError("PAYLOAD_TOO_LARGE", f"{what}: HTTP {response.status} body over "
-                                   f"{self._max_body_bytes} bytes / 应答内容超过 {self._max_body_bytes} 字节")
+            check_size(size, self._limits, f"{what}: the HTTP {response.status} body (read so far)")
             chunks.append(chunk)
         return b"".join(chunks)
 
