@@ -174,12 +174,8 @@ class RestPollConnector:
             trial = PollState.from_json(state.to_json())
             if not await self._publish_page(resource, request, body, raw, trial, publish):
                 continue  # the durable write failed: same request again, position unchanged
-            request = self._pager.following(request, body, trial)
+            request = self._pager.following(request, body, trial, started)
             self._pager.prune(trial)
-            if request is None and trial.since is None and not trial.cursor:
-                # A run that found nothing at all: the next one starts where this one began (less
-                # the overlap), not at the initial time again, which the source may stop accepting.
-                trial.since = started
             await self._state.save(key, trial.to_json())
             state = trial
             if not await self._lease.renew():

@@ -132,8 +132,18 @@ class Pager:
         return PageRequest({p.since_param: start, p.page_param: str(page), p.size_param: str(self.page_size)},
                            f"{p.since_param}={start} {p.page_param}={page}", page)
 
-    def following(self, request: PageRequest, body: Any, state: PollState) -> PageRequest | None:
-        """The next request of this cycle after ``body`` was published, updating ``state``; None at the end."""
+    def following(self, request: PageRequest, body: Any, state: PollState,
+                  started: datetime | None = None) -> PageRequest | None:
+        """The next request of this cycle after ``body`` was published, updating ``state``; None at the
+        end. A cycle that ends having found nothing at all (no change time, no cursor) leaves its own
+        start (``started``) for the next one, not the initial time again, which the source may stop
+        accepting (12315: 31 days)."""
+        following = self._following(request, body, state)
+        if following is None and started is not None and state.since is None and not state.cursor:
+            state.since = started
+        return following
+
+    def _following(self, request: PageRequest, body: Any, state: PollState) -> PageRequest | None:
         p = self.paging
         if p.style == "cursor":
             return self._following_cursor(request, body, state)
