@@ -62,6 +62,12 @@ def page_total(tree: Any, where: str) -> int | None:
     return int(total) if isinstance(total, str) and total.strip().isdigit() else None
 
 
+def _where(operation: SoapOperation, window: Window, page_no: int | None = None) -> str:
+    """A window (and page) as logs and errors name it: ``QueryInspections 2025-06-03T00:00:00-... p2``."""
+    name = f"{operation.name} {window.start_text}-{window.end_text}"
+    return name if page_no is None else f"{name} p{page_no}"
+
+
 def _page(tree: Any, where: str) -> dict[str, Any]:
     page = tree.get("return") if isinstance(tree, dict) else None
     if not isinstance(page, dict):
@@ -113,7 +119,7 @@ class SoapPollConnector:
         operation = self.config.operations[0]
         end = self._clock().replace(microsecond=0)
         window = Window(start=end - timedelta(seconds=self.config.window_s), end=end)
-        where = f"probe {operation.name} {window.start_text}-{window.end_text}"
+        where = f"probe {_where(operation, window)}"
         try:
             await asyncio.to_thread(self._client.load)
             tree, _raw = await asyncio.to_thread(self._query, operation, window, 1, where)
@@ -161,7 +167,7 @@ class SoapPollConnector:
                 return
 
     async def _read_window(self, operation: SoapOperation, window: Window, publish: Publish) -> None:
-        name = f"{operation.name} {window.start_text}-{window.end_text}"
+        name = _where(operation, window)
         for read in range(1, MAX_WINDOW_READS + 1):
             pages, steady = await self._read_pages(operation, window, publish)
             if steady:
@@ -181,14 +187,15 @@ class SoapPollConnector:
         A full page's successor is fetched while the page is published (the source's call limits
         still hold: the gate); the cursor is saved by the caller once every page is written."""
         page_no, first_total = 1, None
-        fetching: asyncio.Task[tuple[Any, bytes]] | None = self._fetch_task(operation, window, page_no)
+        current = self._fetch_task(operation, window, page_no)
+        following: asyncio.Task[tuple[Any, bytes]] | None = current
         try:
-            while fetching is not None:
-                where = f"{operation.name} {window.start_text}-{window.end_text} p{page_no}"
-                tree, raw = await fetching
+            while True:
+                where = _where(operation, window, page_no)
+                tree, raw = await current
                 count, total = page_records(tree, where), page_total(tree, where)
-                full = count >= self.config.page_size
-                fetching = self._fetch_task(operation, window, page_no + 1) if full else None
+                following = self._fetch_task(operation, window, page_no + 1) if count >= self.config.page_size \
+                    else None
                 if count:
                     envelope = self._envelope(operation, window, page_no, where, tree, raw)
                     await self._retrying(where, partial(publish, envelope))
@@ -196,17 +203,16 @@ class SoapPollConnector:
                     first_total = total
                 elif total != first_total:
                     return page_no, False
-                if not full:
+                if following is None:  # a short page: the last
                     return page_no, True
-                page_no += 1
+                current, page_no = following, page_no + 1
         finally:
-            if fetching is not None:  # a page not needed after all (or the pass failed): its call is dropped
-                fetching.cancel()
-                await asyncio.gather(fetching, return_exceptions=True)
-        return page_no, True
+            if following is not None:  # a page not needed after all (or the pass failed): its call is dropped
+                following.cancel()
+                await asyncio.gather(following, return_exceptions=True)
 
     def _fetch_task(self, operation: SoapOperation, window: Window, page_no: int) -> asyncio.Task[tuple[Any, bytes]]:
-        where = f"{operation.name} {window.start_text}-{window.end_text} p{page_no}"
+        where = _where(operation, window, page_no)
         return asyncio.create_task(self._retrying(where, partial(self._fetch, operation, window, page_no, where)),
                                    name=f"{self.connector_id} {where}")
 
