@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
-from connectors.batch_files.naming import DATA_EXTENSIONS, MARKER_SUFFIX
+from connectors.batch_files.naming import DATA_EXTENSIONS, MARKER_SUFFIX, MAX_MARKER_BYTES, FileRefused
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -79,17 +79,36 @@ class NotARegularFile(OSError):
     """A FIFO, device or directory where a data file should be: never read (a FIFO would block)."""
 
 
-def _lock(path: Path) -> BinaryIO | None:
-    """Open without following a symlink (nor blocking on a FIFO) and lock; None when another
-    holder has it. Raises ``NotARegularFile`` for anything but a regular file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        return None
+def open_regular(path: Path) -> BinaryIO:
+    """Open for reading without following a symlink (``OSError`` ELOOP) nor blocking on a FIFO;
+    ``NotARegularFile`` for anything but a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise NotARegularFile(errno.EINVAL, "not a regular file", str(path))
-    handle = os.fdopen(fd, "rb")
+    return os.fdopen(fd, "rb")
+
+
+def read_marker(path: Path) -> bytes:
+    """A marker's bytes, bounded, from a regular file only: a marker that is a symlink, a FIFO or a
+    device (``/dev/zero``) is refused (``F001``) without being followed or read."""
+    try:
+        with open_regular(path) as stream:
+            return stream.read(MAX_MARKER_BYTES + 1)
+    except NotARegularFile as exc:
+        raise FileRefused("F001", ".ok 标记文件不是普通文件，已拒收", "the marker is not a regular file") from exc
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise FileRefused("F001", ".ok 标记文件不是普通文件（符号链接），已拒收", "the marker is a symlink") from exc
+
+
+def _lock(path: Path) -> BinaryIO | None:
+    """Open (``open_regular``) and lock; None when the file is gone or another holder has it."""
+    try:
+        handle = open_regular(path)
+    except FileNotFoundError:
+        return None
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

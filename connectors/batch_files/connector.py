@@ -33,7 +33,6 @@ from connectors.batch_files.naming import (
     is_plain_name,
     parse_base,
     parse_marker,
-    read_marker,
 )
 from connectors.batch_files.outcomes import ResultRow, duplicate_row, file_failure, foreign_org_row, result_for
 from connectors.batch_files.readers import Verified, iter_rows, refusal, verify
@@ -169,7 +168,7 @@ class BatchFilesConnector:
         name = parse_base(claimed.base, claimed.dirs.provider)
         if not claimed.marker.exists():
             raise FileRefused("F001", "缺少 .ok 标记文件", "the .ok marker is missing")
-        marker = parse_marker(read_marker(claimed.marker), claimed.data.name)
+        marker = parse_marker(claiming.read_marker(claimed.marker), claimed.data.name)
         fmt = claimed.data.suffix.lstrip(".")
         variant = self.config.variants.get(f"{name.kind}.{fmt}")
         if variant is None:

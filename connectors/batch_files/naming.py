@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import errno
-import os
 import re
-import stat
 from codecs import BOM_UTF8 as UTF8_BOM  # Notepad's "UTF-8" prefixes the otherwise ASCII line with it
 from dataclasses import dataclass
 from datetime import date
@@ -82,21 +79,6 @@ def parse_marker(text: bytes, expected_data_name: str) -> Marker:
         raise FileRefused("F005", f".ok 标记中的文件名“{_shown(match['name'])}”与数据文件不符",
                           f"the marker names {match['name']!r}, not {expected_data_name!r}")
     return Marker(data_name=match["name"], rows=int(match["rows"]), sha256=match["sha"].lower())
-
-
-def read_marker(path: Path) -> bytes:
-    """A marker's bytes, bounded, from a regular file only: a marker that is a symlink, a FIFO or a
-    device (``/dev/zero``) is refused (``F001``) without being followed or read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-        raise FileRefused("F001", ".ok 标记文件不是普通文件（符号链接），已拒收", "the marker is a symlink") from exc
-    with os.fdopen(fd, "rb") as stream:
-        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-            raise FileRefused("F001", ".ok 标记文件不是普通文件，已拒收", "the marker is not a regular file")
-        return stream.read(MAX_MARKER_BYTES + 1)
 
 
 def data_files_for(upload: Path, base: str) -> list[Path]:

@@ -20,7 +20,8 @@ from xml.sax.saxutils import escape
 import pytest
 from openpyxl.utils import get_column_letter
 
-from connectors.batch_files.naming import FileRefused, read_marker
+from connectors.batch_files.claim import read_marker
+from connectors.batch_files.naming import FileRefused
 from connectors.batch_files.outcomes import foreign_org_row
 from connectors.codecs import cell_text
 from tests.unit.test_batch_files import BATCH, TONGLU, XIHU, Harness, drop, make_harness, result_of
