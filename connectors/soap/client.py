@@ -42,7 +42,9 @@ class RawAnswer:
 
 class QuietTransport(Transport):
     """zeep's transport without its debug log of each message (it holds the password), answering
-    a ``RawAnswer`` read up to ``max_response_bytes`` (zeep passes it through: ``raw_response``)."""
+    a ``RawAnswer`` read up to ``max_response_bytes`` (zeep passes it through: ``raw_response``).
+    The WSDL and the schemas it imports are read under the same limits: the source serves them too,
+    and zeep would otherwise hold a runaway document whole."""
 
     def __init__(self, *, max_response_bytes: int, answer_timeout_s: float, **options: Any) -> None:
         super().__init__(**options)  # type: ignore[no-untyped-call]
@@ -55,6 +57,12 @@ class QuietTransport(Transport):
                                stream=True) as response:
             content = read_capped(response, self.max_response_bytes, deadline=deadline)
             return RawAnswer(status=response.status_code, content=content)
+
+    def _load_remote_data(self, url: str) -> bytes:
+        deadline = time.monotonic() + self.answer_timeout_s
+        with self.session.get(url, timeout=self.load_timeout, stream=True) as response:
+            response.raise_for_status()
+            return read_capped(response, self.max_response_bytes, deadline=deadline)
 
 
 def read_capped(response: requests.Response, max_bytes: int, *, deadline: float | None = None) -> bytes:

@@ -44,7 +44,8 @@ class SoapPollConfig(BaseModel):
     retry_backoff_s: float = Field(default=5.0, gt=0, description="First wait after a transient fault.")
     max_backoff_s: float = Field(default=600.0, gt=0)
     rate_limited_backoff_s: float = Field(default=60.0, ge=60, description="Wait after errorCode 3001.")
-    max_response_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_response_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description=(
+        "Largest answer, WSDL or imported schema read from the source; refused while it streams."))
 
     @field_validator("start_time")
     @classmethod

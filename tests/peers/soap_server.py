@@ -148,6 +148,8 @@ class SoapPeer:
     endless_bytes_sent: int = 0
     gzip_answers: bool = False
     wsdl_gets: int = 0
+    wsdl_padding_bytes: int = 0
+    """An XML comment of this many bytes appended to the WSDL (a runaway document)."""
     max_in_flight: int = 0
     _in_flight: int = 0
     _faults: deque[str] = field(default_factory=deque)
@@ -188,6 +190,8 @@ class SoapPeer:
             return web.Response(status=404)
         self.wsdl_gets += 1
         text = re.sub(r'(<soap:address location=")[^"]*(")', rf"\g<1>{self.url}\g<2>", contract_wsdl())
+        if self.wsdl_padding_bytes:
+            text += f"<!--{'x' * self.wsdl_padding_bytes}-->"
         return web.Response(body=text.encode(), content_type="text/xml", charset="utf-8")
 
     async def _operation(self, request: web.Request) -> web.StreamResponse:

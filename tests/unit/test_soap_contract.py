@@ -126,6 +126,20 @@ async def test_a_response_past_max_response_bytes_is_refused_while_it_streams() 
     assert sent < 64 * 1024 * 1024  # the client hung up long before; a full read never ends
 
 
+async def test_a_wsdl_past_max_response_bytes_is_refused_and_a_normal_one_loads() -> None:
+    # The source serves its WSDL too: a runaway document is refused like a runaway answer.
+    async with SoapPeer() as peer:
+        peer.wsdl_padding_bytes = 2 * 1024 * 1024
+        config = SoapPollConnector.Config.model_validate(options_for(peer, max_response_bytes=256 * 1024))
+        with pytest.raises(PayloadError) as caught:
+            await asyncio.to_thread(SoapClient(config).load)
+        peer.wsdl_padding_bytes = 100 * 1024  # under the limit: loads
+        client = SoapClient(config)
+        await asyncio.to_thread(client.load)
+        await asyncio.to_thread(client.close)
+    assert caught.value.code == "PAYLOAD_TOO_LARGE"
+
+
 async def test_an_answer_that_trickles_in_is_given_up_at_the_answer_deadline() -> None:
     # Each wait for more is short (no per-read timeout fires), the whole never ends: the call is
     # given up as transient once answer_timeout_s has passed, and the connection dropped.
