@@ -36,7 +36,7 @@ from connectors.batch_files.naming import (
 )
 from connectors.batch_files.outcomes import ResultRow, duplicate_row, file_failure, foreign_org_row, result_for
 from connectors.batch_files.readers import Verified, iter_rows, refusal, verify
-from connectors.batch_files.spool import Spool, write_result_file
+from connectors.batch_files.spool import Spool, keep_earlier_result, write_result_file
 from connectors.codecs import DecodeLimits
 from connectors.file_meta import file_meta
 from gateway.envelope import Envelope
@@ -345,8 +345,9 @@ class BatchFilesConnector:
         self.refused.append((base, refused.code))
         if is_plain_name(base):
             dirs.result.mkdir(exist_ok=True)
-            write_result_file(dirs.result / f"{base}.result.csv", "gb18030",
-                              [file_failure(refused.code, refused.message_zh).cells()])
+            target = dirs.result / f"{base}.result.csv"
+            keep_earlier_result(target)
+            write_result_file(target, "gb18030", [file_failure(refused.code, refused.message_zh).cells()])
         claiming.fail(dirs, paths, refused.code, refused.message_zh)
 
 

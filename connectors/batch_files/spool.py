@@ -11,9 +11,11 @@ import csv
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from connectors.batch_files.outcomes import ResultRow
+from connectors.file_meta import SHANGHAI
 
 RESULT_HEADER = ("行号", "处罚行为编号", "处理状态", "错误代码", "错误信息")
 _SCHEMA = """
@@ -74,6 +76,19 @@ class Spool:
 # beyond GBK as a four-byte sequence that no GBK reader can decode, so the result file is encoded
 # as GBK proper and such a character (from an XLSX or XML value) is shown as "?".
 _GBK_FAMILY = frozenset({"gbk", "gb18030", "gb2312", "cp936"})
+
+
+def keep_earlier_result(target: Path) -> Path | None:
+    """An existing result file of this name renamed aside (``{base}.result.{yyyyMMddHHmmss}.csv``,
+    its own time), so that a refusal of a re-dropped name (F006) does not erase the per-row result
+    of the file processed under it before: the bureau may still be correcting those rows."""
+    try:
+        stamp = datetime.fromtimestamp(target.stat().st_mtime, SHANGHAI).strftime("%Y%m%d%H%M%S")
+    except FileNotFoundError:
+        return None
+    kept = target.with_name(target.name.removesuffix(".csv") + f".{stamp}.csv")
+    os.replace(target, kept)
+    return kept
 
 
 def write_result_file(target: Path, encoding: str, rows: Iterable[Sequence[object]]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import re
 import shutil
 import zipfile
 from collections.abc import AsyncIterator
@@ -242,9 +243,16 @@ async def test_a_name_redropped_with_other_content_is_f006_and_the_same_content_
     assert harness.connector.refused == []
     assert len(harness.accepted_ids()) == 3
     data = (BATCH / f"{base}.csv").read_bytes().replace(b"3000", b"3001")
+    result = harness.root / TONGLU / "result" / f"{base}.result.csv"
+    first_result = result.read_bytes()
     drop(harness.upload(TONGLU), f"{base}.csv", data, rows=8)
     await harness.scan()
     assert harness.connector.refused == [(base, "F006")]
+    # The refusal is the name's result now; the per-row result of the file processed under it is kept.
+    assert ",rejected,F006," in result.read_bytes().decode("gbk")
+    kept = [p for p in result.parent.iterdir() if p.name.startswith(f"{base}.result.") and p != result]
+    assert len(kept) == 1 and re.fullmatch(rf"{base}\.result\.\d{{14}}\.csv", kept[0].name)
+    assert kept[0].read_bytes() == first_result
 
 
 async def test_a_utf8_bom_csv_gets_its_result_in_utf8_with_bom(harness: Harness) -> None:
