@@ -24,6 +24,7 @@ _HEAD_ORDER = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO")
 _REQUIRED = ("ST", "CN", "PW", "MN")
 _RESERVED = frozenset({"factors", "params", "raw", "DataTime", "CP"})
 _SECRET_PARAMS = frozenset({"PW", "NewPW"})
+_PASSWORDS = re.compile(rb"((?:^##\d{4}|^|[;,&])(?:PW|NewPW)=)[^;,&]*")
 _FACTOR_KEY = re.compile(r"([A-Za-z0-9]+)-([A-Za-z][A-Za-z0-9]*)")
 _CP_OPEN = ";CP=&&"
 _FORBIDDEN_IN_VALUES = re.compile(r"[;,=&\r\n]")
@@ -170,6 +171,12 @@ def _parse_cp(cp_text: str) -> tuple[list[dict[str, str]], dict[str, str]]:
                 raise _error("MALFORMED", f"CP key {key} is repeated（CP 字段 {key} 重复）", "CP")
             target[name] = value
     return list(factors.values()), params
+
+
+def mask_password(packet: bytes) -> bytes:
+    """The packet as received with its passwords (``PW``, ``NewPW``) masked: what may be kept of a
+    packet that could not be decoded (a CRC or length failure), for the rejections ledger."""
+    return _PASSWORDS.sub(lambda m: m.group(1) + MASK.encode("ascii"), packet)
 
 
 def _masked_packet(head_text: str, cp_text: str) -> str:

@@ -33,6 +33,7 @@ import orjson
 
 from connectors.base import ConnectorContext, Publish
 from connectors.codecs import DEFAULT_LIMITS, decode
+from connectors.codecs.hj212 import mask_password
 from connectors.mqtt.bridge import Incoming, MqttBridge
 from connectors.mqtt.config import CompiledRoute, MqttOptions, compile_route
 from connectors.mqtt.devices import DeviceBook, load_registry
@@ -46,7 +47,7 @@ from connectors.mqtt.video import (
     load_camera_regions,
     load_labels,
 )
-from gateway.envelope import Envelope
+from gateway.envelope import Envelope, Refusal
 from gateway.errors import ConfigError, PayloadError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ class MqttConnector:
         """Sort a batch into records to publish, state and drops; acknowledge each when settled."""
         groups: dict[tuple[str, str, str], _Group] = {}
         settled: list[Incoming] = []  # nothing to write: acknowledged before the batch's writes
+        refused: list[tuple[CompiledRoute, Incoming, PayloadError]] = []  # to the rejections ledger
         # devices whose telemetry came: marked alive together, before any status message or await,
         # so the device state sees the batch in its order (a retained status replayed after a
         # device's first telemetry is older than it, and ignored)
@@ -222,12 +224,11 @@ class MqttConnector:
                 else:
                     heard.append(self._telemetry_check(parts, payload))
             except PayloadError as exc:
-                self._reject(message, exc)
-                settled.append(message)  # a bad payload never gets better: no retry (contract)
+                self._reject(message, exc)  # a bad payload never gets better: no retry (contract)
+                refused.append((found.route, message, exc))
                 continue
             except Exception as exc:  # noqa: BLE001  # our bug meeting this payload: see _unprocessable
-                self._unprocessable(message, exc)
-                settled.append(message)
+                refused.append((found.route, message, self._unprocessable(message, exc)))
                 continue
             if verdict is not None:
                 self.devices.seen_all(heard)
@@ -242,6 +243,11 @@ class MqttConnector:
         if settled:
             acknowledge(settled)
         written: list[Incoming] = []
+        for route, message, problem in refused:
+            if await self._keep_refused(route, message, problem, publish):
+                written.append(message)
+            else:
+                acknowledge([message])
         for group in groups.values():
             await self._publish(group, publish)
             written.extend(group.messages)
@@ -300,7 +306,7 @@ class MqttConnector:
         self._count("events_published")
         ack([message])
 
-    def _unprocessable(self, message: Incoming, exc: Exception) -> None:
+    def _unprocessable(self, message: Incoming, exc: Exception) -> PayloadError:
         """A message that made sorting fail in a way no payload should (a bug of ours): refused and
         acknowledged like a bad payload, with the error logged in full. Raised, it would stop the
         connector, and the broker would redeliver it to the same end, holding every message behind."""
@@ -308,6 +314,24 @@ class MqttConnector:
         name = type(exc).__name__
         refused = PayloadError("UNPROCESSABLE", f"处理报文时出错（{name}）/ the gateway failed on the message ({name})")
         self._reject(message, refused)
+        return refused
+
+    async def _keep_refused(self, route: CompiledRoute, message: Incoming, exc: PayloadError,
+                            publish: Publish) -> bool:
+        """A refused message into the rejections ledger with its bytes (HJ 212's password masked),
+        written before it is acknowledged: a device cannot be answered, so the ledger is where its
+        department sees what it sent. False for a status message: device state, not a record."""
+        if route.route.codec == "status":
+            return False
+        raw = message.payload if route.route.codec != "hj212" else mask_password(message.payload)
+        where = f"topic {message.topic}"
+        envelope = Envelope(connector=self.connector_id, payload=None, raw=raw, refused=Refusal(exc.code, str(exc)),
+                            received_at=datetime.fromtimestamp(message.received_at, UTC),
+                            meta={"variant": route.route.effective_variant, "topic": message.topic,
+                                  "location": where if exc.location is None else f"{where} {exc.location}"})
+        await self._until_stored(lambda: publish(envelope), 1)
+        self._count("records_rejected")
+        return True
 
     def _reject(self, message: Incoming, exc: PayloadError) -> None:
         self._count(f"rejected_{exc.code}")

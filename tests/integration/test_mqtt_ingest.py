@@ -6,6 +6,7 @@ the persistent session, and instances splitting a shared subscription."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -124,18 +125,31 @@ async def test_telemetry_and_hj212_reach_the_data_centre_and_bad_packets_are_rej
             # the oil-fume device's reading on the wrong region's topic
             device.publish(prefix + "iot/v1/330122/YY3301060000771/telemetry",
                            sim.telemetry_json("YY3301060000771", sim.BASE_TS_MS))
+            device.publish(prefix + "iot/v1/330106/YY3301060000771/telemetry", b'{"deviceId": "YY33010600')
         finally:
             device.close()
-        await wait_for(lambda: connector.counters.get("messages", 0) >= 5)
+        await wait_for(lambda: connector.counters.get("messages", 0) >= 6)
         await wait_for(lambda: runtime.store.totals()["accepted"] >= 2)
         await runtime.drain()
         assert connector.counters["rejected_CRC"] == 1
         assert connector.counters["rejected_IOT_REGION_MISMATCH"] == 1
-        assert {r["code"] for r in connector.recent_rejections} == {"CRC", "IOT_REGION_MISMATCH"}
+        assert {r["code"] for r in connector.recent_rejections} == {"CRC", "IOT_REGION_MISMATCH", "MALFORMED"}
+        # nothing is lost: every message ends accepted or in the rejections ledger, with what it was
+        assert runtime.store.totals() == {"accepted": 2, "rejected": 4, "duplicate": 0}
     rows = dc_rows(tmp_path, "ex_iot_reading", "device_id, command_code")
     assert sorted(rows) == [("YY3301060000771", "2051"), ("ZY330111000002FQ0001", "2051")]
-    # the 停用 device's reading is in the rejections ledger, not in the data centre
-    assert runtime.store.rejections.count(status="open") == 1
+    # the 停用 device's reading, and the three messages refused before mapping, are in the ledger
+    open_rows = runtime.store.rejections.list(status="open", limit=10)
+    ledger = {r.errors[0]["code"]: r for r in open_rows}
+    assert len(open_rows) == 4 and {"CRC", "IOT_REGION_MISMATCH", "MALFORMED"} < set(ledger)
+    crc = ledger["CRC"]
+    packet = base64.b64decode(crc.raw_payload["data"])
+    assert packet.startswith(b"##0256QN=") and b"PW=***;" in packet and b"123456" not in packet
+    assert crc.kind == "iot_reading" and crc.location == f"topic {prefix}hj212/v1/YR330111000001WS0001/raw"
+    assert "报文无法受理（CRC）" in crc.errors[0]["message_zh"] and crc.errors[0]["field"] == "$"
+    malformed = ledger["MALFORMED"]
+    assert base64.b64decode(malformed.raw_payload["data"]) == b'{"deviceId": "YY33010600'
+    assert malformed.due_on > datetime.now(UTC).date()
 
 
 async def test_status_and_last_will_are_device_state_and_silence_is_reported(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from connectors.codecs import decode, encode_hj212
-from connectors.codecs.hj212 import crc16
+from connectors.codecs.hj212 import crc16, mask_password
 from gateway.errors import PayloadError
 
 IOT = Path(__file__).resolve().parents[2] / "config" / "samples" / "iot-mqtt"
@@ -159,3 +159,13 @@ def test_encode_builds_a_valid_packet_from_fields() -> None:
 def test_encode_refuses_what_cannot_be_framed(fields: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         encode_hj212(fields)
+
+
+@pytest.mark.parametrize(("packet", "kept"), [
+    (b"##0101QN=1;ST=32;CN=2011;PW=123456;MN=X;CP=&&DataTime=1&&ABCD",
+     b"##0101QN=1;ST=32;CN=2011;PW=***;MN=X;CP=&&DataTime=1&&ABCD"),
+    (b"##0101PW=secret;MN=X;CP=&&NewPW=next,PW=old;a=1&&", b"##0101PW=***;MN=X;CP=&&NewPW=***,PW=***;a=1&&"),
+    (b"QN=1;MN=PW=;CP=&&&&", b"QN=1;MN=PW=;CP=&&&&"),  # PW= inside another value is not a password
+])
+def test_a_refused_packet_is_kept_with_its_passwords_masked(packet: bytes, kept: bytes) -> None:
+    assert mask_password(packet) == kept

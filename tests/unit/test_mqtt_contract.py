@@ -74,6 +74,6 @@ async def test_a_message_our_code_fails_on_is_refused_and_the_batch_goes_on(monk
                     Incoming(TOPIC, orjson.dumps(good), 2, 1, False, 100.1)],
                    publish, lambda messages: acked.extend(m.mid for m in messages))
     assert sorted(acked) == [1, 2] and c.counters["messages"] == 2
-    assert c.counters["rejected_UNPROCESSABLE"] == 1 and published == [good]
+    assert c.counters["rejected_UNPROCESSABLE"] == 1 and published == [good, None]  # None: the refusal, kept
     assert c.recent_rejections[-1]["code"] == "UNPROCESSABLE"
     assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)

@@ -20,7 +20,7 @@ from connectors.mqtt.config import MqttOptions, TopicRoute, compile_route
 from connectors.mqtt.connector import MqttConnector
 from connectors.mqtt.devices import MAX_UNREGISTERED, DeviceBook, load_registry
 from connectors.mqtt.video import EventFilter, Verdict, gb28181_facts, json_event_facts, load_labels
-from gateway.envelope import Envelope
+from gateway.envelope import Envelope, Refusal
 from gateway.errors import PayloadError, StoreUnavailable
 from tests.conftest import ROOT, SAMPLES
 from tests.peers.mqtt_devices import status_json, telemetry_stream, video_event
@@ -133,16 +133,18 @@ def connector(state: MemoryState, telemetry: RecordingTelemetry | None = None, *
     return MqttConnector("iot", config, ConnectorContext(state=state, telemetry=telemetry or RecordingTelemetry()))
 
 
-async def test_a_batch_is_acknowledged_only_after_the_write_and_bad_packets_at_once() -> None:
+async def test_a_batch_is_acknowledged_only_after_the_write_and_a_bad_packet_after_its_rejection() -> None:
     acked: list[int] = []
     envelopes: list[Envelope] = []
     failures = [StoreUnavailable("db down")]
 
     async def publish(envelope: Envelope) -> PublishReceipt:
-        assert acked == [2], "nothing but the bad packet may be acknowledged before the write"
+        assert acked == [], "nothing may be acknowledged before it is written (a bad packet as a rejection)"
         if failures:
             raise failures.pop()
         envelopes.append(envelope)
+        if envelope.refused is not None:
+            return PublishReceipt(envelope_id=envelope.envelope_id, accepted=0, rejected=1, duplicate=0)
         return PublishReceipt(envelope_id=envelope.envelope_id, accepted=2, rejected=0, duplicate=0)
 
     topic = "iot/v1/330106/YY3301060000771/telemetry"
@@ -159,7 +161,10 @@ async def test_a_batch_is_acknowledged_only_after_the_write_and_bad_packets_at_o
     assert telemetry.counts == c.counters
     assert telemetry.counts["messages"] == 3 and telemetry.counts["acks"] == 3
     assert telemetry.errors == ["store unavailable: StoreUnavailable"]
-    (envelope,) = envelopes
+    refusal, envelope = envelopes
+    assert refusal.refused is not None and refusal.refused.code == "CRC" and refusal.payload is None
+    assert isinstance(refusal.raw, bytes) and b"PW=***;" in refusal.raw and b"PW=123456" not in refusal.raw
+    assert refusal.meta["variant"] == "hj212" and refusal.meta["location"] == "topic hj212/v1/YR330111000001WS0001/raw"
     assert envelope.records_inline and len(envelope.payload) == 2
     assert envelope.meta["topic"] == topic and envelope.meta["region"] == "330106"
     assert envelope.meta["variant"] == "telemetry-json" and envelope.meta["location"] == f"topic {topic}"
@@ -355,10 +360,13 @@ async def test_json_payloads_are_read_as_the_codec_reads_them(body: bytes) -> No
     try:
         tree = decode("json", body)
     except PayloadError as exc:
-        assert c.counters == {**c.counters, f"rejected_{exc.code}": 1} and not envelopes
+        assert c.counters == {**c.counters, f"rejected_{exc.code}": 1}
         assert c.recent_rejections[-1]["message"] == str(exc)
+        # kept as a rejection, with the bytes as they came
+        assert [(e.refused, e.payload, e.raw) for e in envelopes] == [(Refusal(exc.code, str(exc)), None, body)]
         return
     if not isinstance(tree, dict):
-        assert c.counters["rejected_MALFORMED"] == 1 and not envelopes
+        assert c.counters["rejected_MALFORMED"] == 1
+        assert [(e.refused and e.refused.code, e.raw) for e in envelopes] == [("MALFORMED", body)]
     else:
         assert [e.payload for e in envelopes] == [tree]
