@@ -150,9 +150,12 @@ def _values(row: RejectedRow, calendar: WorkingDays, secret: bytes | None,
     due = due_on.get(row.rejected_at)
     if due is None:
         due = due_on[row.rejected_at] = due_date(row.rejected_at, calendar)
+    # A key with an absent part names no record (two rows missing their key are two records): not
+    # kept, so such a rejection neither supersedes nor is superseded, and stays open until its fix.
+    key = row.business_key if row.business_key and all(row.business_key) else None
     return {
-        "record_id": row.record_id, "kind": row.kind, "business_key": plain_key(row.kind, row.business_key),
-        "business_key_hash": optional_hash(row.kind, row.business_key, secret),
+        "record_id": row.record_id, "kind": row.kind, "business_key": plain_key(row.kind, key),
+        "business_key_hash": optional_hash(row.kind, key, secret),
         "department": row.department, "connector": row.connector, "target": row.target,
         "source_record_id": row.source_record_id, "raw_payload": raw_for_json(row.raw_payload),
         "errors": finding_dicts(row.errors), "warnings": finding_dicts(row.warnings),

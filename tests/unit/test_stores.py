@@ -258,6 +258,21 @@ def test_a_new_rejection_supersedes_the_open_one_and_keeps_its_due_date(engine: 
     assert (new.status, new.due_on) == ("open", date(2025, 10, 10))
 
 
+def test_rejections_without_a_whole_business_key_are_not_keyed_and_never_supersede(engine: Engine) -> None:
+    # Two rows of a file both missing 处罚行为编号 (or two MQTT messages refused before mapping, key
+    # ()) are two different records: each stays open for its department, neither supersedes the other.
+    ledger = RejectionsLedger(engine, OfficialCalendar())
+    IngestWriter(engine, OfficialCalendar()).write(
+        [], [rejected(("",), record_id="r-1"), rejected(("",), record_id="r-2")], [], [])
+    ledger.add(rejected((), record_id=None))  # type: ignore[arg-type]
+    ledger.add(rejected((), record_id=None))  # type: ignore[arg-type]
+    ledger.add(rejected(("A", ""), record_id="r-3"))
+    ledger.add(rejected(("A", ""), record_id="r-4"))
+    rows = ledger.list(limit=10)
+    assert [r.status for r in rows] == ["open"] * 6
+    assert {(r.business_key, r.business_key_hash) for r in rows} == {(None, None)}
+
+
 def test_pii_keys_are_stored_only_as_hashes(engine: Engine) -> None:
     assert "supervised_object" in pii_key_kinds() and "penalty" not in pii_key_kinds()
     ledger = RejectionsLedger(engine, OfficialCalendar(), key_secret=b"k")
