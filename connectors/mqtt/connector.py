@@ -31,7 +31,7 @@ from typing import Any, ClassVar, TypeVar
 
 import orjson
 
-from connectors.base import ConnectorContext, Publish
+from connectors.base import ConnectorContext, Publish, PublishReceipt
 from connectors.codecs import DEFAULT_LIMITS, decode
 from connectors.codecs.hj212 import mask_password
 from connectors.mqtt.bridge import Incoming, MqttBridge
@@ -302,7 +302,11 @@ class MqttConnector:
         # this same event (same id, so it passes) and later repeats stay suppressed.
         await self._until_stored(lambda: self.windows.open(verdict), 1)
         group = _Group(route=route, messages=[message], payloads=[payload], parts_by_topic={message.topic: parts})
-        await self._publish(group, publish)
+        receipt = await self._publish(group, publish)
+        if receipt.rejected and not (receipt.accepted or receipt.duplicate):
+            # Rejected (its department fixes it): a corrected repeat of the incident must not be
+            # dropped as a repeat of a record the gateway does not hold.
+            await self._until_stored(lambda: self.windows.withdraw(verdict), 1)
         self._count("events_published")
         ack([message])
 
@@ -354,13 +358,14 @@ class MqttConnector:
         return Envelope(connector=self.connector_id, payload=group.payloads[0] if single else list(group.payloads),
                         received_at=received, meta=meta, raw=raw, records_inline=not single)
 
-    async def _publish(self, group: _Group, publish: Publish) -> None:
+    async def _publish(self, group: _Group, publish: Publish) -> PublishReceipt:
         """Publish until the durable write succeeds: nothing is acknowledged before that."""
         envelope = self.envelope_for(group)
         receipt = await self._until_stored(lambda: publish(envelope), len(group.messages))
         self._count("records_accepted", receipt.accepted)
         self._count("records_rejected", receipt.rejected)
         self._count("records_duplicate", receipt.duplicate)
+        return receipt
 
     async def _until_stored(self, write: Callable[[], Awaitable[_T]], waiting: int) -> _T:
         """Retry a durable write with backoff while the store is unavailable; the ``waiting``

@@ -169,6 +169,15 @@ class EventFilter:
         self._prune(verdict.occurred_at)
         return True
 
+    def withdraw(self, verdict: Verdict) -> bool:
+        """Close the window this very event opened (it was rejected: its repeats are not repeats of
+        a record the gateway holds); False when the window is another event's, or gone."""
+        key = (verdict.camera_id, verdict.label)
+        if self._first.get(key) != (verdict.occurred_at, verdict.event_id):
+            return False
+        del self._first[key]
+        return True
+
     def _prune(self, now_s: float) -> None:
         """Drop closed windows from the oldest end, and the oldest open ones past ``max_windows``."""
         while self._first:
@@ -210,4 +219,8 @@ class EventWindows:
 
     async def open(self, verdict: Verdict) -> None:
         if self._events.published(verdict):
+            await self._state.save(self.KEY, self._events.export())
+
+    async def withdraw(self, verdict: Verdict) -> None:
+        if self._events.withdraw(verdict):
             await self._state.save(self.KEY, self._events.export())

@@ -19,7 +19,7 @@ from connectors.mqtt.bridge import Inbox, Incoming
 from connectors.mqtt.config import MqttOptions, TopicRoute, compile_route
 from connectors.mqtt.connector import MqttConnector
 from connectors.mqtt.devices import MAX_UNREGISTERED, DeviceBook, load_registry
-from connectors.mqtt.video import EventFilter, Verdict, gb28181_facts, json_event_facts, load_labels
+from connectors.mqtt.video import EventFilter, EventWindows, Verdict, gb28181_facts, json_event_facts, load_labels
 from gateway.envelope import Envelope, Refusal
 from gateway.errors import PayloadError, StoreUnavailable
 from tests.conftest import ROOT, SAMPLES
@@ -211,6 +211,29 @@ async def test_a_batch_waits_at_most_its_wait_for_more_messages() -> None:
 
 def video_message(event: bytes, mid: int) -> Incoming:
     return Incoming("video/v1/330106/33010600001320000007/events", event, mid, 1, False, 100.0)
+
+
+async def test_a_rejected_event_does_not_suppress_its_corrected_repeat() -> None:
+    # E1 is rejected by ingest (its department fixes it): E2, the same incident a minute later, is
+    # not a repeat of a record the gateway holds, so it is published; E3 then is E2's repeat.
+    state = MemoryState()
+    published: list[str] = []
+
+    async def publish(envelope: Envelope) -> PublishReceipt:
+        published.append(envelope.payload["eventId"])
+        rejected = envelope.payload["eventId"] == "E1"
+        return PublishReceipt(envelope_id=envelope.envelope_id, accepted=0 if rejected else 1,
+                              rejected=1 if rejected else 0, duplicate=0)
+
+    camera, start = "33010600001320000007", datetime.fromisoformat("2025-06-10T10:30:00+08:00")
+    c = connector(state, duplicate_window_s=600)
+    await c.windows.load()
+    events = [video_event(camera, "no_chef_hat", 0.9, start + timedelta(minutes=n), event_id=f"E{n + 1}")
+              for n in range(3)]
+    await c.handle([video_message(e, n) for n, e in enumerate(events)], publish, lambda messages: None)
+    assert published == ["E1", "E2"] and c.counters["events_dropped_suppressed_duplicate"] == 1
+    # the durable copy holds E2's window, not E1's
+    assert [entry[3] for entry in await state.load(EventWindows.KEY)] == ["E2"]
 
 
 async def test_the_suppression_window_holds_across_a_restart() -> None:
