@@ -95,6 +95,10 @@ class Publisher:
                 metas[connector] = meta
         self._mappings, self._connector_meta = tables, metas
 
+    def variants_of(self, connector: str) -> list[str]:
+        """The names of the connector's mappings (its variants), sorted; none for an unknown one."""
+        return sorted(self._mappings.get(connector) or ())
+
     def mapping_for(self, envelope: Envelope) -> CompiledMapping:
         variants = self._mappings.get(envelope.connector)
         if not variants:

@@ -17,6 +17,7 @@ import pytest
 from gateway.auth import hash_api_key
 from gateway.envelope import Envelope
 from gateway.runtime import Runtime
+from gateway.stores.rejections import RejectedRow
 from tests.conftest import SAMPLES
 from tests.servers import embedded_runtime, serving
 
@@ -262,3 +263,49 @@ async def test_a_rejected_batch_file_row_is_resubmitted_through_the_files_mappin
         assert fixed.status_code == 200, fixed.text
         assert fixed.json()["resolved"] is True and fixed.json()["outcome"]["status"] == "accepted"
         assert await asyncio.to_thread(runtime.store.records.is_duplicate, fixed.json()["outcome"]["record_id"])
+
+
+async def test_a_targets_rejection_of_a_batch_file_row_is_resubmitted_with_the_variant_named(tmp_path: Path) -> None:
+    """The data centre refused an accepted row: its rejection (target set) cannot know which of the
+    connector's formats the row came in, so the department names it; without it the answer says
+    which to choose (before: 409 RESUBMIT_UNAVAILABLE, as if the connector were gone)."""
+    text = (SAMPLES / "batch-files" / "113301220025023382_XZCF_20250612_001.csv").read_bytes().decode("gb18030")
+    good = next(csv.DictReader(io.StringIO(text, newline="")))
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    runtime = embedded_runtime(
+        tmp_path, [{"id": "batch-files", "type": "batch_files", "department": "eco",
+                    "mappings": {"csv": "batch-files.penalty-csv", "xlsx": "batch-files.penalty-xlsx",
+                                 "xml": "batch-files.penalty-xml"},
+                    "options": {"exchange_root": str(exchange)}}],
+        departments=[{"code": "eco", "name": "生态环境局", "api_key_hashes": [hash_api_key(ECO_KEY)],
+                      "provider_uscc": AGENCY_USCC, "admin_division_code": "330106"}])
+    eco = {"X-API-Key": ECO_KEY}
+    async with serving(runtime) as base, httpx.AsyncClient(base_url=base) as client:
+        published = await runtime.publisher.publish(Envelope(
+            connector="batch-files", payload=[good], received_at=datetime.now(UTC), department="eco",
+            records_inline=True, meta={"variant": "csv", "provider_uscc": "113301220025023382",
+                                       "file_mtime": "2025-06-12T17:31:02+08:00", "row_offset": 0,
+                                       "row_numbers": [1]}))
+        (accepted,) = published.outcomes
+        await asyncio.to_thread(runtime.store.rejections.add, RejectedRow(  # as settling a refusal writes it
+            kind="penalty", connector="batch-files", rejected_at=datetime.now(UTC), department="eco",
+            errors=[{"code": "DC_REJECTED", "field": "fine_amount_yuan", "severity": "error",
+                     "location": "data-centre", "message_zh": "data-centre 拒收：金额不符",
+                     "message_en": "rejected by data-centre: amount"}],
+            business_key=accepted.business_key, record_id=accepted.record_id, raw_payload=accepted.record,
+            target="data-centre"))
+        (rejection,) = (await client.get("/departments/eco/rejections", headers=eco)).json()["items"]
+        url = f"/departments/eco/rejections/{rejection['id']}/resubmit"
+        corrected = {**good, "罚款金额（元）": "4800"} if "罚款金额（元）" in good else good
+
+        unnamed = await client.post(url, json={"payload": corrected}, headers=eco)
+        assert unnamed.status_code == 422, unnamed.text
+        problem = unnamed.json()["detail"]
+        assert problem["code"] == "RESUBMIT_VARIANT_REQUIRED" and "csv、xlsx、xml" in problem["message_zh"]
+        wrong = await client.post(url, json={"payload": corrected, "variant": "json"}, headers=eco)
+        assert wrong.status_code == 422 and wrong.json()["detail"]["code"] == "RESUBMIT_VARIANT_UNKNOWN"
+
+        named = await client.post(url, json={"payload": corrected, "variant": "csv"}, headers=eco)
+        assert named.status_code == 200, named.text
+        assert named.json()["outcome"]["status"] == "accepted" and named.json()["resolved"] is True

@@ -56,6 +56,9 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 class ResubmitBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     payload: dict[str, Any] = Field(description="The corrected source record, as the connector receives it.")
+    variant: str | None = Field(default=None, max_length=64, description=(
+        "The connector's mapping the payload is written for (a batch-file connector: csv, xlsx or xml). "
+        "Needed only when the rejection names none (a target's rejection) and the connector has several."))
 
 
 def today_shanghai() -> date:
@@ -111,7 +114,7 @@ async def resubmit(code: Code, rejection_id: RejectionId, body: ResubmitBody, st
     if rejection.status != "open":
         raise ApiProblem(409, "REJECTION_NOT_OPEN", f"该记录已处理（{rejection.status}），无需重报",
                          f"the rejection is {rejection.status}, not open")
-    result = await _publish(state, code, rejection, body.payload)
+    result = await _publish(state, code, rejection, body.payload, body.variant)
     after = await run_blocking(desk.rejections.get, rejection_id)
     status = after.status if after is not None else rejection.status
     outcome = result.outcomes[0] if result.outcomes else None
@@ -129,11 +132,24 @@ async def resubmit(code: Code, rejection_id: RejectionId, body: ResubmitBody, st
     return answer
 
 
-async def _publish(state: ApiState, code: str, rejection: Rejection, payload: dict[str, Any]) -> PublishResult:
+async def _publish(state: ApiState, code: str, rejection: Rejection, payload: dict[str, Any],
+                   variant: str | None) -> PublishResult:
     department = await run_blocking(department_identity, state, code)
     meta: dict[str, Any] = {"department": code}
-    if rejection.variant:  # the mapping the rejected record came through (a batch file's csv, xlsx or xml)
-        meta["variant"] = rejection.variant
+    # The mapping the rejected record came through (a batch file's csv, xlsx or xml); a target's
+    # rejection does not know it, so the resubmission names it when the connector has several.
+    chosen = rejection.variant or variant
+    offered = state.publisher.variants_of(rejection.connector)
+    if chosen is None and len(offered) > 1:
+        raise ApiProblem(422, "RESUBMIT_VARIANT_REQUIRED",
+                         f"该连接器有多种数据格式，请在 variant 中注明重报数据的格式：{'、'.join(offered)}",
+                         f"connector {rejection.connector!r} maps several formats: give variant, one of "
+                         f"{', '.join(offered)}")
+    if rejection.variant is None and variant is not None and variant not in offered:
+        raise ApiProblem(422, "RESUBMIT_VARIANT_UNKNOWN", f"该连接器没有 {variant} 格式：可选 {'、'.join(offered)}",
+                         f"connector {rejection.connector!r} has no variant {variant!r}: {', '.join(offered)}")
+    if chosen is not None:
+        meta["variant"] = chosen
     if department.provider_uscc:
         meta["provider_uscc"] = department.provider_uscc
     if department.admin_division_code:
