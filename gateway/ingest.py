@@ -127,10 +127,12 @@ class Ingestor:
         """Map ``payload``, give each record its id and check it on its own (``meta``: ``meta_for``)."""
         kind = load_standard(mapping.standard_version).kinds[mapping.kind]
         check_record = self.validator(mapping.standard_version).check_record
+        fields = mapping.record_fields  # with the gateway's own, all a record may hold: rules skip by them
+        fill = self._prepare
         prepared = []
         for mapped in mapping.map(payload, meta, records_inline=records_inline):
-            key = self._prepare(mapping, kind, mapped, meta)
-            findings, broken = check_record(mapped.record)
+            key = fill(mapping, kind, mapped, meta)
+            findings, broken = check_record(mapped.record, fields)
             prepared.append(Prepared(mapped, key, findings, broken))
         return prepared
 
@@ -250,6 +252,11 @@ class Ingestor:
 def _located(findings: list[Finding], mapped: MappedRecord,
              place: Locator) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
     """(errors, warnings), each placed where its field's value came from in the source."""
+    if len(findings) == 1:  # the usual case when there is any (BEH-001's warning): no lists
+        finding = findings[0]
+        source = source_path_for(finding.field, mapped.provenance) if finding.field else None
+        only = (finding.at(place(mapped.source_path, mapped.index, source)),)
+        return (only, ()) if finding.is_error else ((), only)
     errors: list[Finding] = []
     warnings: list[Finding] = []
     for finding in findings:

@@ -21,7 +21,7 @@ from mapping.map_context import Evaluator, MapContext, clean
 from mapping.memo import MISS, Memo
 from mapping.paths import PathSyntaxError, compile_path
 from mapping.reference_tables import ReferenceTable, ReferenceTableError, read_reference
-from mapping.spec import ExampleSpec, MappingSpec, SpecProblems
+from mapping.spec import ExampleSpec, MappingSpec, SpecProblems, ValueSpec
 from mapping.transform_base import TransformContext
 from mapping.transform_codes import narrow_field_of
 
@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 
 # (field name, ext key or None, evaluate, finalize: applied to values that are not text,
 #  source key when the value is that key's cleaned value as is,
-#  memo of ``evaluate`` when it reads one source key: its hits are read inline)
-_Plan = tuple[str, str | None, Evaluator, Finalize | None, str | None, Memo | None]
+#  memo of ``evaluate`` when it reads one source key: read inline, hits and misses,
+#  whether the value depends on the envelope's meta alone)
+_Plan = tuple[str, str | None, Evaluator, Finalize | None, str | None, Memo | None, bool]
+_MIN_RECORDS_TO_HOIST = 4  # below this, evaluating meta-only fields once saves less than it costs
 
 
 @dataclass(slots=True)
@@ -65,6 +67,15 @@ class CompiledMapping:
         self._provenance = provenance
         self._records = records       # CompiledPath | None
         self._set_kind = set_kind
+        self._hoistable = any(plan[6] for plan in plans)
+        self.record_fields: frozenset[str] = frozenset(
+            {"record_kind", *("ext" if plan[1] is not None else plan[0] for plan in plans)})
+        """The top-level fields its records may hold (before the gateway fills its own)."""
+        # Records share the provenance they start with (read only), or one of its variants with
+        # the alternatives ``first`` chose (a few per mapping); lists of objects write their
+        # elements' paths into a copy of their own.
+        self._shared_provenance = not any(_lists_of_objects(v) for v in spec.fields.values())
+        self._provenance_variants: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"CompiledMapping({self.name!r} v{self.version}, kind={self.kind!r})"
@@ -81,7 +92,28 @@ class CompiledMapping:
         ingest), so the ``records`` path, written for the source's own pages, is not applied.
         """
         sources = self.sources(payload, records_inline)
-        return [self._map_one(src, meta, where, i) for i, (src, where) in enumerate(sources)]
+        plans = self._plans
+        if self._hoistable and len(sources) >= _MIN_RECORDS_TO_HOIST:
+            plans = self._hoisted(plans, sources[0][0], meta)
+        map_one = self._map_one
+        ctx = MapContext(meta)  # one for the payload: each record gets its own record and findings
+        return [map_one(src, ctx, where, i, plans) for i, (src, where) in enumerate(sources)]
+
+    @staticmethod
+    def _hoisted(plans: tuple[_Plan, ...], src: Any, meta: Mapping[str, Any]) -> tuple[_Plan, ...]:
+        """``plans`` with the fields that depend on the meta alone (its file's time, the provider,
+        constants) evaluated once for all the payload's records; a field whose evaluation reports a
+        finding, chooses another source path or reads the record is left to each record, as is."""
+        out = []
+        for plan in plans:
+            if plan[6]:
+                ctx = MapContext(meta)
+                ctx.field = plan[0]
+                value = plan[2](src, ctx)
+                if not ctx.findings and ctx.prov_override is None and not ctx.read_record:
+                    plan = (plan[0], plan[1], _constant(value), plan[3], None, None, False)
+            out.append(plan)
+        return tuple(out)
 
     def sources(self, payload: Any, records_inline: bool) -> list[tuple[Any, str]]:
         """The payload's source records and where each sits; raises MappingError as ``map`` does."""
@@ -100,30 +132,44 @@ class CompiledMapping:
         raise MappingError(
             f"mapping {self.name}: records path {where!r} holds {type(found).__name__}, not a list")
 
-    def _map_one(self, src: Any, meta: Mapping[str, Any], source_path: str, index: int) -> MappedRecord:
-        ctx = MapContext(meta)
-        record = ctx.record
+    def _map_one(self, src: Any, ctx: MapContext, source_path: str, index: int,
+                 plans: tuple[_Plan, ...]) -> MappedRecord:
+        shared = self._shared_provenance
+        provenance = ctx.provenance = self._provenance if shared else self._provenance.copy()
+        record = ctx.record = {}
+        findings: list[Finding] = []
+        ctx.findings = findings
         if self._set_kind:
             record["record_kind"] = self.kind
-        provenance = ctx.provenance = self._provenance.copy()
+        overrides: list[tuple[str, str]] | None = None
         source = src if type(src) is dict else {}
-        for name, ext_key, evaluate, finalize, key, memo in self._plans:
+        for name, ext_key, evaluate, finalize, key, memo, _ in plans:
             if key is not None:  # a plain `{path: KEY}`: read inline, it cannot fail
                 value = source.get(key)
                 if type(value) is str:
                     value = value.strip() or None
                 elif type(value) is list:
                     value = clean(value)
-            elif (memo is not None and type(raw := source.get(memo.key)) is str
-                  and (value := memo.cache.get(raw, MISS)) is not MISS):
-                memo.hits += 1  # what the memo's evaluator would return, without calling it
-                if type(value) is list:
-                    value = value.copy()
+            elif memo is not None and type(raw := source.get(memo.key)) is str:
+                # what the memo's evaluator would do, without calling it
+                value = memo.cache.get(raw, MISS)
+                if value is not MISS:
+                    memo.hits += 1
+                    if type(value) is list:
+                        value = value.copy()
+                else:
+                    ctx.field = name
+                    value = memo.convert(raw, raw.strip() or None, memo.chain, ctx)
             else:
                 ctx.field = name
                 value = evaluate(src, ctx)
                 if ctx.prov_override is not None:
-                    provenance[name] = ctx.prov_override
+                    if shared:
+                        if overrides is None:
+                            overrides = []
+                        overrides.append((name, ctx.prov_override))
+                    else:
+                        provenance[name] = ctx.prov_override
                     ctx.prov_override = None
             if value is None:
                 continue
@@ -136,7 +182,36 @@ class CompiledMapping:
                 if not isinstance(ext, dict):
                     ext = record["ext"] = {}
                 ext[ext_key] = value
-        return MappedRecord(record, provenance, ctx.findings, source_path, index, src)
+        if overrides is not None:
+            provenance = self._provenance_variant(tuple(overrides))
+        return MappedRecord(record, provenance, findings, source_path, index, src)
+
+    def _provenance_variant(self, overrides: tuple[tuple[str, str], ...]) -> dict[str, str]:
+        """The starting provenance with these fields' paths replaced, shared by the records that
+        chose the same alternatives (the paths are the spec's own: a few combinations at most)."""
+        found = self._provenance_variants.get(overrides)
+        if found is None:
+            found = self._provenance.copy()
+            found.update(overrides)
+            self._provenance_variants[overrides] = found
+        return found
+
+
+def _constant(value: Any) -> Evaluator:
+    if type(value) is list:  # each record gets its own list
+        items = tuple(value)
+        return lambda src, ctx: list(items)
+    return lambda src, ctx: value
+
+
+def _lists_of_objects(spec: ValueSpec) -> bool:
+    """Whether a value spec holds an ``each`` or ``entries`` source at any depth."""
+    if spec.each is not None or spec.entries is not None:
+        return True
+    nested = [*(spec.first or ()), *(spec.concat or ()), *((spec.fields or {}).values())]
+    if spec.ref is not None:
+        nested.append(spec.ref.key)
+    return any(_lists_of_objects(inner) for inner in nested)
 
 
 def _copy_object(value: Any) -> Any:
@@ -199,7 +274,8 @@ def _plans(spec: MappingSpec, kind: KindSpec, standard: Standard, refs: Mapping[
         evaluate = typed(compiled.evaluate, field_spec)
         as_is = evaluate is compiled.evaluate
         memo = compiled.memo if as_is and compiled.memo is not None and compiled.memo.key is not None else None
-        plan = (name, ext_key, evaluate, finalize, compiled.key if as_is else None, memo)
+        plan = (name, ext_key, evaluate, finalize, compiled.key if as_is else None, memo,
+                as_is and compiled.meta_only)
         (later if _needs_narrowing(field_spec, standard, spec.kind) else plans).append(plan)
     return tuple(plans + later), provenance
 

@@ -17,7 +17,7 @@ from mapping.map_context import Evaluator, MapContext, as_texts, clean, clean_me
 from mapping.memo import MEMO_MAX_ENTRIES, Memo, memoised_value, memoised_with_memo
 from mapping.paths import Getter, PathSyntaxError, compile_jmespath, compile_path
 from mapping.reference_tables import ReferenceTable, normalise_key
-from mapping.source_conditions import compile_condition
+from mapping.source_conditions import Predicate, compile_condition
 from mapping.spec import Loc, SpecProblem, SpecProblems, ValueSpec
 from mapping.transform_base import TransformContext
 from mapping.transforms import Chain, chain_of, compile_steps
@@ -30,6 +30,10 @@ class CompiledValue:
     getter: Getter | None = None      # set for `path:` sources, so a chain can be fused with it
     key: str | None = None            # set when that path is one key of the record
     memo: Memo | None = None          # set when ``evaluate`` is this memo's evaluator
+    meta_only: bool = False           # the value depends on the envelope's meta alone (meta, const)
+    # set for a spec with `when:`: its condition and the value's evaluator without it
+    guard: Predicate | None = None
+    unguarded: Evaluator | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +62,11 @@ def compile_value(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
         base = CompiledValue(_absent, None)
     evaluate = base.evaluate
     memo: Memo | None = None
+    meta_only = base.meta_only and spec.when is None
     if spec.then:
         steps = compile_steps(spec.then, scope.tctx, scope.problems, (*loc, "then"))
         chain = chain_of(steps)
+        meta_only = meta_only and all(s.pure for s in steps)
         pure = bool(steps) and all(s.pure for s in steps) and _memoisable(scope.tctx)
         if base.getter is None:
             evaluate = memoised_value(evaluate, chain) if pure else _then(evaluate, chain)
@@ -80,9 +86,11 @@ def compile_value(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
         def evaluate(src: Any, ctx: MapContext) -> Any:
             return unguarded(src, ctx) if holds(src, ctx) else None
 
+        return CompiledValue(evaluate, base.provenance, guard=holds, unguarded=unguarded)
+
     # `key` tells the compiler the value is that key's cleaned text, so it can read it inline
     return CompiledValue(evaluate, base.provenance, key=base.key if evaluate is base.evaluate else None,
-                         memo=memo if spec.when is None else None)
+                         memo=memo, meta_only=meta_only)
 
 
 def _memoisable(tctx: TransformContext) -> bool:
@@ -161,8 +169,8 @@ def _const(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
         raise SpecProblem("a constant is a text, number, boolean or list")
     if isinstance(value, list):
         items = tuple(value)
-        return CompiledValue(lambda src, ctx: list(items), None)
-    return CompiledValue(lambda src, ctx: value, None)
+        return CompiledValue(lambda src, ctx: list(items), None, meta_only=True)
+    return CompiledValue(lambda src, ctx: value, None, meta_only=True)
 
 
 def _meta(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
@@ -177,8 +185,8 @@ def _meta(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
             value = meta.get(key) if type(meta) is dict else None
             return None if value is None else clean_meta(value)
 
-        return CompiledValue(one_key, None)
-    return CompiledValue(lambda src, ctx: clean_meta(get(ctx.meta)), None)
+        return CompiledValue(one_key, None, meta_only=True)
+    return CompiledValue(lambda src, ctx: clean_meta(get(ctx.meta)), None, meta_only=True)
 
 
 def _parts(specs: list[ValueSpec], scope: Scope, loc: Loc, key: str) -> tuple[CompiledValue, ...]:
@@ -246,18 +254,24 @@ def _template(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
 def _first(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
     alternatives = _parts(spec.first or [], scope, loc, "first")
     default_prov = alternatives[0].provenance
-    pairs = tuple((a.evaluate, a.provenance) for a in alternatives)
+    # (condition or None, evaluator without it, the provenance to report when not the default):
+    # alternatives are guarded by `when` as a rule (which of two columns applies), tested here
+    # without a call through their guarded evaluator
+    choices = tuple((a.guard, a.unguarded or a.evaluate, a.provenance if a.provenance != default_prov else None)
+                    for a in alternatives)
 
     def evaluate(src: Any, ctx: MapContext) -> Any:
-        for alternative, provenance in pairs:
+        for holds, alternative, override in choices:
+            if holds is not None and not holds(src, ctx):
+                continue
             value = alternative(src, ctx)
             if value is not None:
-                if provenance != default_prov:
-                    ctx.prov_override = provenance
+                if override is not None:
+                    ctx.prov_override = override
                 return value
         return None
 
-    return CompiledValue(evaluate, default_prov)
+    return CompiledValue(evaluate, default_prov, meta_only=all(a.meta_only for a in alternatives))
 
 
 def _ref(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:

@@ -27,7 +27,8 @@ class TransformFailure(Exception):
 
 
 class MapContext:
-    """Per source record: the envelope meta, the record built so far, findings and provenance."""
+    """Per source record (one for a payload, reset per record by ``CompiledMapping``): the envelope
+    meta, the record built so far, findings and provenance."""
 
     __slots__ = ("field", "findings", "meta", "prov_override", "provenance", "read_record", "record",
                  "src_prefix")
@@ -68,6 +69,8 @@ def clean(value: Any) -> Any:
 
 def clean_meta(value: Any) -> Any:
     """Meta may hold datetimes (``received_at``): give them to transforms as ISO text."""
+    if type(value) is str:  # the usual meta value, without the slower isinstance of a union
+        return value.strip() or None
     if isinstance(value, datetime | date):
         return value.isoformat()
     return clean(value)

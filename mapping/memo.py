@@ -29,13 +29,14 @@ class Memo:
     """One field's memo: its source key (None for a longer path), texts -> values, and hit count.
 
     The compiler reads a hit inline (``CompiledMapping`` looks ``cache`` up itself and counts the
-    hit), saving a call per memoised field and record; misses go through the evaluator.
+    hit), saving a call per memoised field and record; it gives a miss to ``convert`` with ``chain``.
     """
 
-    __slots__ = ("bypass", "cache", "hits", "key")
+    __slots__ = ("bypass", "cache", "chain", "hits", "key")
 
-    def __init__(self, key: str | None) -> None:
+    def __init__(self, key: str | None, chain: Chain = None) -> None:
         self.key = key
+        self.chain = chain  # what it converts with (``memoised_with_memo``'s, for misses read inline)
         self.cache: dict[str, Any] = {}
         self.hits = 0
         self.bypass = 0  # calls left to convert without memoising (a field whose values do not repeat)
@@ -73,7 +74,7 @@ def memoised(get: Getter, key: str | None, chain: Chain) -> Evaluator:
 
 def memoised_with_memo(get: Getter, key: str | None, chain: Chain) -> tuple[Evaluator, Memo]:
     """``memoised``, and the memo it keeps, for callers that read hits inline."""
-    memo = Memo(key)
+    memo = Memo(key, chain)
     cache = memo.cache
 
     def evaluate(src: Any, ctx: MapContext) -> Any:

@@ -103,7 +103,16 @@ def _replace(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> Comp
     except re.error as exc:
         raise SpecProblem(f"'replace': {exc}") from exc
     replacement = arg["with"]
-    return textwise("replace", lambda text: pattern.sub(replacement, text).strip() or None)
+    search = pattern.search
+
+    def replace_text(text: str) -> Any:
+        # Most texts do not match (the pattern singles out a malformed value); ``sub`` with a
+        # group reference goes through Python code (re._subx) on every call, ``search`` does not.
+        if search(text) is None:
+            return text.strip() or None
+        return pattern.sub(replacement, text).strip() or None
+
+    return textwise("replace", replace_text)
 
 
 def _slice(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> CompiledTransform:

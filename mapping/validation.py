@@ -432,8 +432,8 @@ def _fast_path(spec: FieldSpec, env: _Env, kind: KindSpec) -> tuple[int, Any]:
 class _CompiledKind:
     """Everything ``validate`` needs for one kind, built once."""
 
-    __slots__ = ("conditional", "cross_rules", "d_required", "d_rules", "entries", "kind",
-                 "order", "required", "rules")
+    __slots__ = ("conditional", "cross_rules", "d_required", "d_rules", "entries", "gateway_fields", "kind",
+                 "order", "required", "rules", "rules_by_fields")
 
     def __init__(self, kind: KindSpec, env: _Env, rules: Mapping[str, Any],
                  cross_rules: Mapping[str, Any]) -> None:
@@ -460,27 +460,49 @@ class _CompiledKind:
         self.cross_rules: tuple[_RuleEntry, ...] = tuple(
             (r, cross_rules[r.id], frozenset(r.fields)) for r in kind.rules
             if r.scope == "cross_record" and r.id in cross_rules)
+        self.gateway_fields = frozenset(name for name, spec in kind.fields.items() if spec.filled_by == "gateway")
+        self.rules_by_fields: dict[frozenset[str], tuple[tuple[_RuleEntry, ...], tuple[_RuleEntry, ...]]] = {}
 
-    def check_fields(self, record: Mapping[str, Any], out: list[Finding]) -> list[str]:
-        """Append the findings of every present field; return the names present but absent-valued."""
-        return _check_present(self.entries, self.kind, record, out, "")
+    def rules_for(self, fields: frozenset[str]) -> tuple[tuple[_RuleEntry, ...], tuple[_RuleEntry, ...]]:
+        """(rules, rules on ``d``) without those that cannot break on a record of ``fields`` and the
+        gateway's (``fires_only_with``); kept per set (one per mapping)."""
+        found = self.rules_by_fields.get(fields)
+        if found is None:
+            present = fields | self.gateway_fields
+            if len(self.rules_by_fields) >= _MAX_FIELD_SETS:
+                self.rules_by_fields.clear()
+            found = self.rules_by_fields[fields] = (_may_break(self.rules, present), _may_break(self.d_rules, present))
+        return found
 
 
 _Entries = dict[str, tuple[int, Any, Check]]
+_NO_BLANKS: list[str] = []  # never appended to (see _check_present)
+_MAX_FIELD_SETS = 256
+
+
+def _may_break(entries: tuple[_RuleEntry, ...], present: frozenset[str]) -> tuple[_RuleEntry, ...]:
+    from mapping.rules.violation import fires_with  # deferred: the rule modules import the standard
+
+    kept = []
+    for entry in entries:
+        sets = fires_with(entry[1])
+        if sets is None or any(fields <= present for fields in sets):
+            kept.append(entry)
+    return tuple(kept)
 
 
 def _check_present(entries: _Entries, kind: KindSpec, obj: Mapping[str, Any], out: list[Finding],
                    prefix: str) -> list[str]:
     """The field checks of one object (a record, or an item of a list of objects, its paths under
     ``prefix``); return the names present but absent-valued."""
-    blank: list[str] = []
+    blank: list[str] = _NO_BLANKS  # a list only when there is one: a record seldom has any
     for name, v in obj.items():
-        entry = entries.get(name)
-        if entry is None:
+        try:  # a subscript, cheaper than .get in this loop: unknown fields are the exception
+            fast, param, check = entries[name]
+        except KeyError:
             out.append(make_finding("UNKNOWN_FIELD", prefix + str(name)[:64], kind=kind.name,
                                     kind_label_zh=kind.label_zh))
             continue
-        fast, param, check = entry
         # Fast accepts first (literal ints: cheaper than globals in this hot loop); anything
         # they do not accept goes to the full check, which reports the findings.
         if fast == 1:  # _PLAIN_STRING
@@ -511,6 +533,8 @@ def _check_present(entries: _Entries, kind: KindSpec, obj: Mapping[str, Any], ou
                 if param[0].issuperset(v) and len(set(v)) == len(v):
                     continue
         if v is None or v == "" or v == []:
+            if blank is _NO_BLANKS:
+                blank = []
             blank.append(name)
             continue
         before = len(out)
@@ -565,16 +589,20 @@ class Validator:
             self.check_history(record, history, out, broken)
         return out
 
-    def check_record(self, record: Mapping[str, Any]) -> tuple[list[Finding], frozenset[str] | None]:
+    def check_record(self, record: Mapping[str, Any], fields: frozenset[str] | None = None
+                     ) -> tuple[list[Finding], frozenset[str] | None]:
         """What ``validate`` finds without the history (fields, the record's own rules), and the
         fields with an error before the rules ran, which ``check_history`` is given back: the part
-        that needs nothing but the record, so it may run in another process."""
+        that needs nothing but the record, so it may run in another process.
+
+        ``fields``: the top-level fields the record may hold besides the gateway's, when known (its
+        mapping's ``record_fields``): rules that cannot break without others are not run."""
         compiled = self._compiled(record)
         if compiled is None:
             return [make_finding("KIND_UNKNOWN", "record_kind", value=record.get("record_kind"),
                                  version=self.standard.version)], None
         out: list[Finding] = []
-        blank = compiled.check_fields(record, out)
+        blank = _check_present(compiled.entries, compiled.kind, record, out, "")
         full = record.get("operation") != "d"
         required = compiled.required if full else compiled.d_required
         if blank or not record.keys() >= required.keys():  # all present: no set built
@@ -592,7 +620,11 @@ class Validator:
             order = compiled.order
             out.sort(key=lambda f: order.get(_root(f.field), len(order)))
         broken = frozenset(_root(f.field) for f in out if f.severity == "error") if out else None
-        self._run_rules(compiled, record, full, out, broken)
+        if fields is None:
+            entries = compiled.rules if full else compiled.d_rules
+        else:
+            entries = compiled.rules_for(fields)[0 if full else 1]
+        self._run_rules(entries, record, out, broken)
         return out, broken
 
     def check_history(self, record: Mapping[str, Any], history: RecordHistory, out: list[Finding],
@@ -611,10 +643,9 @@ class Validator:
         kind_name = record.get("record_kind")
         return self._kinds.get(kind_name) if isinstance(kind_name, str) else None
 
-    def _run_rules(self, compiled: _CompiledKind, record: Mapping[str, Any], full: bool, out: list[Finding],
+    def _run_rules(self, entries: tuple[_RuleEntry, ...], record: Mapping[str, Any], out: list[Finding],
                    broken: frozenset[str] | None) -> None:
         cache = self._rule_findings
-        entries = compiled.rules if full else compiled.d_rules
         if not broken:  # the common case: no field error, every rule runs (most hold: empty result)
             for spec, rule, _fields in entries:
                 found = rule(record)
@@ -629,24 +660,33 @@ class Validator:
 
 
 _MAX_CACHED_RULE_FINDINGS = 4096
-_RuleFindings = dict[tuple[str, str, "Violation"], Finding]
+# (rule id, severity, violation) -> its finding; rule id -> its last (violation, finding)
+_RuleFindings = dict[Any, Any]
 
 
 def _add_violation(spec: RuleSpec, violation: Violation, out: list[Finding], cache: _RuleFindings) -> None:
-    code = f"RULE:{spec.id}"
-    # CRD-001's placeholder part is also checked at field level; report it once.
     field = violation.field
-    for f in out:
-        if f.field == field and f.code == code:
-            return
+    if out:
+        # CRD-001's placeholder part is also checked at field level; report it once.
+        code = f"RULE:{spec.id}"
+        for f in out:
+            if f.field == field and f.code == code:
+                return
     # The same violations recur (COM-006 on every update of a key not seen before, BEH-001...):
     # findings are immutable, so one rendered finding serves them all. Violations never quote PII.
+    # A rule that returns one violation object every time (BEH-001's) finds it by identity first,
+    # without hashing its texts.
+    last = cache.get(spec.id)
+    if last is not None and last[0] is violation:
+        out.append(last[1])
+        return
     key = (spec.id, spec.severity, violation)
     found = cache.get(key)
     if found is None:
-        found = make_finding(code, field, severity=spec.severity, rule_id=spec.id,
+        found = make_finding(f"RULE:{spec.id}", field, severity=spec.severity, rule_id=spec.id,
                              detail_en=violation.detail_en, detail_zh=violation.detail_zh)
         if len(cache) >= _MAX_CACHED_RULE_FINDINGS:
             cache.clear()
         cache[key] = found
+    cache[spec.id] = (violation, found)
     out.append(found)

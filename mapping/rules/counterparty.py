@@ -22,8 +22,12 @@ _NATURE_ZH = {"1": "公民", "2": "法人", "3": "其他组织"}
 _HOLDER_ZH = {"natural_person": "自然人", "organisation": "组织"}
 
 
+_ORGANISATION_NATURES = frozenset({"2", "3"})  # 法人, 其他组织: the number is no personal information
+
+
 def cpt_001(record: Mapping[str, Any]) -> Result:
-    found = check_document(record, _KIND, "counterparty_id_type", "counterparty_id_no", _USCC)
+    found = check_document(record, _KIND, "counterparty_id_type", "counterparty_id_no", _USCC,
+                           organisation=record.get("counterparty_nature") in _ORGANISATION_NATURES)
     return (found,) if found else HOLDS
 
 

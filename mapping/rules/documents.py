@@ -24,6 +24,23 @@ def identifier_errors(id_type: str, value: str) -> tuple[str, ...]:
     return tuple([f.code for f in found if f.severity == "error"]) if found else ()
 
 
+_MAX_CACHED_ORGANISATION_NUMBERS = 50_000
+_organisation_errors: dict[str, tuple[str, ...]] = {}
+"""USCC -> ``identifier_errors("uscc", ...)``, for organisations' numbers only: they are public and
+repeat from record to record (the same company in many acts); a person's number is never kept."""
+
+
+def organisation_uscc_errors(value: str) -> tuple[str, ...]:
+    """``identifier_errors("uscc", value)`` for an organisation's number, remembered."""
+    found = _organisation_errors.get(value)
+    if found is None:
+        found = identifier_errors("uscc", value)
+        if len(_organisation_errors) >= _MAX_CACHED_ORGANISATION_NUMBERS:
+            _organisation_errors.clear()
+        _organisation_errors[value] = found
+    return found
+
+
 def validates_as(id_doc_type: Any) -> str | None:
     """The identifier type an id_type code's number must satisfy (uscc, ric), if any."""
     return id_type_validation().get(id_doc_type) if isinstance(id_doc_type, str) else None
@@ -40,14 +57,19 @@ def invalid_number(kind: str, field: str, id_type: str, codes: tuple[str, ...]) 
 
 
 def check_document(
-    record: Mapping[str, Any], kind: str, type_field: str, number_field: str, checked_as: frozenset[str]
+    record: Mapping[str, Any], kind: str, type_field: str, number_field: str, checked_as: frozenset[str],
+    *, organisation: bool = False,
 ) -> Violation | None:
-    """Check ``number_field`` when ``type_field`` holds a code validated as one of ``checked_as``."""
+    """Check ``number_field`` when ``type_field`` holds a code validated as one of ``checked_as``
+    (``organisation``: the record says the holder is one, so its USCC may be remembered)."""
     id_type = validates_as(record.get(type_field))
     number = record.get(number_field)
     if id_type is None or id_type not in checked_as or not isinstance(number, str) or not number:
         return None
-    codes = identifier_errors(id_type, number)
+    if organisation and id_type == "uscc":
+        codes = organisation_uscc_errors(number)
+    else:
+        codes = identifier_errors(id_type, number)
     return invalid_number(kind, number_field, id_type, codes) if codes else None
 
 

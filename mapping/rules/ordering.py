@@ -12,7 +12,7 @@ from typing import Any
 
 from mapping.rules.compare import CLOCK_SKEW, date_key, to_datetime
 from mapping.rules.facts import field_label
-from mapping.rules.violation import HOLDS, Result, RuleFn, Violation
+from mapping.rules.violation import HOLDS, Result, RuleFn, Violation, fires_only_with, fires_with
 
 _PLAIN_DATETIME_LENGTH = len("2025-01-01T00:00:00+08:00")
 _SHANGHAI_SUFFIX = "+08:00"
@@ -39,7 +39,7 @@ def dates_in_order(kind: str, earlier: str, later: str, *, report_on: str | None
             ),
         )
 
-    return rule
+    return fires_only_with(rule, (earlier, later))
 
 
 def times_in_order(
@@ -81,7 +81,7 @@ def times_in_order(
             ),
         )
 
-    return rule
+    return fires_only_with(rule, (earlier, later))
 
 
 def all_of(*rules: RuleFn) -> RuleFn:
@@ -95,4 +95,7 @@ def all_of(*rules: RuleFn) -> RuleFn:
                 found += tuple(result)
         return found
 
-    return rule
+    declared = [fires_with(part) for part in rules]
+    if any(sets is None for sets in declared):
+        return rule
+    return fires_only_with(rule, *(fields for sets in declared if sets is not None for fields in sets))

@@ -9,7 +9,7 @@ from typing import Any
 from mapping.rules.compare import present, to_decimal
 from mapping.rules.facts import field_label
 from mapping.rules.ordering import all_of, dates_in_order
-from mapping.rules.violation import HOLDS, Result, RuleFn, Violation
+from mapping.rules.violation import HOLDS, Result, RuleFn, Violation, fires_only_with
 
 _KIND = "penalty"
 _FINE = "罚款"
@@ -18,9 +18,21 @@ _SUMMARY_CODES = frozenset({"警告", _FINE})  # the only penalties of the 简�
 _SUMMARY_LIMITS = {"1": Decimal("200.00"), "2": Decimal("3000.00"), "3": Decimal("3000.00")}
 
 
+_last_fine: tuple[Any, Decimal | None] = (None, None)
+"""The last amount text read and its value: PEN-005, 006 and 009 read the same record's in turn."""
+
+
 def _fine(record: Mapping[str, Any], name: str = "fine_amount_yuan") -> Decimal | None:
+    global _last_fine
     value = record.get(name)
-    return to_decimal(value) if value else None
+    if not value:
+        return None
+    last = _last_fine  # one read: a tuple swapped whole is safe across threads
+    if last[0] is value:
+        return last[1]
+    amount = to_decimal(value)
+    _last_fine = (value, amount)
+    return amount
 
 
 def _has_fine_type(record: Mapping[str, Any]) -> bool:
@@ -141,7 +153,7 @@ def _flag_needed(flag: str, details: tuple[str, str]) -> RuleFn:
             ),
         )
 
-    return rule
+    return fires_only_with(rule, (first,), (second,))
 
 
 def pen_013(record: Mapping[str, Any]) -> Result:
@@ -178,5 +190,5 @@ RULES: Mapping[str, RuleFn] = {
     "PEN-012": _flag_needed(
         "collective_discussion", ("collective_discussion_date", "collective_discussion_conclusion")
     ),
-    "PEN-013": pen_013,
+    "PEN-013": fires_only_with(pen_013, ("fine_paid_yuan", "fine_amount_yuan")),
 }

@@ -37,6 +37,22 @@ def violations(found: Iterable[Violation | None]) -> Result:
 
 RuleFn = Callable[[Mapping[str, Any]], Iterable[Violation]]
 
+_FIRES_WITH = "fires_with"
+
+
+def fires_only_with(rule: RuleFn, *field_sets: Iterable[str]) -> RuleFn:
+    """Declare that ``rule`` holds for any record without one of the fields of each of ``field_sets``
+    (it can break only when all the fields of one set are there), and return it. A validator then
+    skips it for the records of a mapping that never gives them (a date pair it has no column for)."""
+    setattr(rule, _FIRES_WITH, tuple(frozenset(fields) for fields in field_sets))
+    return rule
+
+
+def fires_with(rule: RuleFn) -> tuple[frozenset[str], ...] | None:
+    """What ``fires_only_with`` declared of ``rule`` (None: nothing, it may break on any record)."""
+    found: tuple[frozenset[str], ...] | None = getattr(rule, _FIRES_WITH, None)
+    return found
+
 
 class RecordHistory(Protocol):
     """What the gateway's store can say about records accepted earlier."""
