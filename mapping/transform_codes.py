@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +28,19 @@ def map_factory(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> C
     if otherwise not in (None, "keep", "absent"):
         raise SpecProblem("'map': 'else' is 'keep' (pass unmapped values through) or 'absent' (drop them)")
     table = {_text_key(k): v for k, v in arg.items()}
+    refusals = _refusals(extra.get("refuse"))
     pii = tctx.pii
 
     def one(value: Any) -> Any:
-        out = table.get(as_text(value), _MISSING)
+        text = as_text(value)
+        out = table.get(text, _MISSING)
         if out is not _MISSING:
             return out
+        refused = refusals.get(text.strip())
+        if refused is not None:
+            code, message_zh, message_en = refused
+            raise TransformFailure(code, f"{message_en} (value {quote(value, pii)})",
+                                   f"{message_zh}（取值{quote_zh(value, pii)}）")
         if otherwise is not None:
             return value if otherwise == "keep" else None
         raise TransformFailure(
@@ -50,6 +58,29 @@ def map_factory(arg: Any, extra: Mapping[str, Any], tctx: TransformContext) -> C
 
 
 _MISSING = object()
+_CODE = re.compile(r"[A-Z][A-Z0-9_:-]{1,63}")
+
+
+def _refusals(arg: Any) -> dict[str, tuple[str, str, str]]:
+    """``map``'s ``refuse:``: source values the table leaves out on purpose, each failing with a
+    code of its own (a contract's, e.g. IOT_DEVICE_INACTIVE) instead of CODE_UNKNOWN:
+    ``{value: CODE}`` or ``{value: {code: CODE, message_zh: ..., message_en: ...}}``."""
+    if arg is None:
+        return {}
+    if not isinstance(arg, dict) or not arg:
+        raise SpecProblem("'map': 'refuse' is a table {source value: CODE or {code, message_zh, message_en}}")
+    out: dict[str, tuple[str, str, str]] = {}
+    for key, how in arg.items():
+        spec = {"code": how} if isinstance(how, str) else how
+        if not isinstance(spec, dict) or set(spec) - {"code", "message_zh", "message_en"}:
+            raise SpecProblem(f"'map': refuse {key!r}: a CODE or {{code, message_zh, message_en}}")
+        code = spec.get("code")
+        if not isinstance(code, str) or not _CODE.fullmatch(code):
+            raise SpecProblem(f"'map': refuse {key!r}: code {code!r} is not an upper-case code")
+        message_zh = str(spec.get("message_zh") or f"取值不予受理（{code}）")
+        message_en = str(spec.get("message_en") or f"the value is refused ({code})")
+        out[_text_key(key)] = (code, message_zh, message_en)
+    return out
 
 
 def _lookup_options(arg: Any, tctx: TransformContext) -> tuple[str, dict[str, str], tuple[str, ...]]:

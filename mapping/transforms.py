@@ -163,7 +163,7 @@ FACTORIES: dict[str, Factory] = {
     "lookup": lookup_factory,
     "each": _each,
 }
-_OPTIONS: dict[str, frozenset[str]] = {"map": frozenset({"else"})}
+_OPTIONS: dict[str, frozenset[str]] = {"map": frozenset({"else", "refuse"})}
 
 
 def compile_transform(item: TransformItem, tctx: TransformContext) -> CompiledTransform:

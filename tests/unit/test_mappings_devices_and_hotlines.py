@@ -168,11 +168,12 @@ def test_telemetry_switch_states_without_unit_stay_unitless() -> None:
     assert out.record["command_code"] == "2051"
 
 
-def test_telemetry_of_a_decommissioned_device_is_rejected() -> None:
+def test_telemetry_of_a_decommissioned_device_is_rejected_with_the_contracts_code() -> None:
+    # iot-mqtt README "Device registry": rejected as IOT_DEVICE_INACTIVE (unknown: IOT_UNKNOWN_DEVICE)
     out = telemetry("telemetry-decommissioned-device.json", "2025-06-10T10:31:01+08:00")
     assert out.status == "rejected"
-    assert codes(out) == {("CODE_UNKNOWN", "ext.registry_status")}
-    assert "停用" in out.errors[0].message_zh
+    assert codes(out) == {("IOT_DEVICE_INACTIVE", "ext.registry_status")}
+    assert out.errors[0].message_zh == "设备已停用（登记表状态为停用）（取值“停用”）"
 
 
 def test_status_messages_are_not_readings() -> None:

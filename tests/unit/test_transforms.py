@@ -100,6 +100,20 @@ def test_map_unmapped_value_is_code_unknown_and_keeps_the_value() -> None:
     assert "'zz'" in mapped.findings[0].message_en and "“zz”" in mapped.findings[0].message_zh
 
 
+def test_map_refuses_listed_values_with_their_own_code_and_message() -> None:
+    refuse = {"停用": {"code": "IOT_DEVICE_INACTIVE", "message_zh": "设备已停用", "message_en": "decommissioned"},
+              "未登记": "IOT_UNKNOWN_DEVICE"}
+    inactive = run("ext.x", [{"map": {"在用": "在用"}, "refuse": refuse}], " 停用 ")
+    assert codes(inactive) == [("IOT_DEVICE_INACTIVE", "ext.x", "error")]
+    assert inactive.findings[0].message_zh == "设备已停用（取值“停用”）"
+    unknown = run("ext.x", [{"map": {"在用": "在用"}, "refuse": refuse}], "未登记")
+    assert codes(unknown) == [("IOT_UNKNOWN_DEVICE", "ext.x", "error")]
+    assert unknown.findings[0].message_zh.startswith("取值不予受理（IOT_UNKNOWN_DEVICE）")
+    other = run("ext.x", [{"map": {"在用": "在用"}, "refuse": refuse}], "维修")
+    assert codes(other) == [("CODE_UNKNOWN", "ext.x", "error")]
+    assert value_of("ext.x", [{"map": {"在用": "在用"}, "refuse": refuse}], "在用") == "在用"
+
+
 def test_date_and_datetime() -> None:
     assert value_of("decided_at", [{"date": "yyyyMMdd"}], "20250605") == "2025-06-05"
     assert value_of("decided_at", [{"date": ["yyyy-MM-dd", "yyyy年M月d日"]}], "2025年6月5日") == "2025-06-05"
@@ -204,6 +218,9 @@ def test_lookup_narrows_combined_labels_by_the_kinds_narrow_field() -> None:
         ([{"lookup": "no_such_table"}], "unknown code table 'no_such_table'"),
         ([{"lookup": {"table": "operation", "aliases": {"I": "insert-ish"}}}], "insert-ish"),
         ([{"map": {"a": "b"}, "else": "drop"}], "'else' is 'keep'"),
+        ([{"map": {"a": "b"}, "refuse": {"c": "lower"}}], "code 'lower' is not an upper-case code"),
+        ([{"map": {"a": "b"}, "refuse": {"c": {"code": "X1", "hint": "?"}}}], "refuse 'c': a CODE or"),
+        ([{"map": {"a": "b"}, "refuse": []}], "'refuse' is a table"),
         ([{"replace": {"pattern": "(a)", "with": "\\2"}}], "'replace': invalid group reference"),
         ([{"replace": "x"}], "'replace' takes {pattern: REGEX, with: TEXT}"),
         ([{"decimal": {"unit": "美元"}}], "unit must be one of"),
