@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -163,11 +163,13 @@ class DataCentreAdapter:
         # timestamp(0), Shanghai wall clock
         cd_time = cd_time_value(now.replace(tzinfo=None, microsecond=0), self._dialect)
         rows: list[Row] = []
-        for record, target in items:
-            try:
-                rows.append((record.record_id, target, *target.builder.build(record.record, cd_time)))
-            except RowError as exc:
-                results[record.record_id] = _rejected(record.record_id, exc)
+        for target, records in _by_target(items):
+            built = target.builder.build_all([record.record for record in records], cd_time)
+            for record, row in zip(records, built, strict=True):
+                if isinstance(row, RowError):
+                    results[record.record_id] = _rejected(record.record_id, row)
+                else:
+                    rows.append((record.record_id, target, *row))
         if not rows:
             return
         try:
@@ -176,6 +178,17 @@ class DataCentreAdapter:
             results.update({row[0]: _transient(row[0], exc) for row in rows})
             return
         written.outcomes(rows, now.isoformat(timespec="seconds"), results)
+
+
+def _by_target(items: Sequence[tuple[OutboundRecord, Target]]) -> Iterable[tuple[Target, list[OutboundRecord]]]:
+    """The records of each table, in order (a table's rows are written in that order)."""
+    by_target: dict[str, tuple[Target, list[OutboundRecord]]] = {}
+    for record, target in items:
+        of_target = by_target.get(target.name)
+        if of_target is None:
+            of_target = by_target[target.name] = (target, [])
+        of_target[1].append(record)
+    return by_target.values()
 
 
 def _transient(record_id: str, exc: Exception) -> DeliveryResult:

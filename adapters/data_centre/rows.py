@@ -11,7 +11,9 @@ which values must be texts of what length and which are encoded: a record is the
 C-level passes over its values rather than a Python step per field, and its row fills only the
 columns it has (the others are NULL). A record the quick path finds anything wrong with (or of a
 layout not learnt) is built field by field, which gives the error: both accept the same records
-and write the same values.
+and write the same values. ``build_all`` does the same for a submission's records, checking and
+encoding the records of a layout a column at a time, and falls back to ``build`` per record when
+any of them is not well-formed.
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import repeat
 from operator import call, itemgetter
 from typing import Any
 
 from adapters.data_centre.columns import (
     EXCHANGE_COLUMNS,
     TEXT_TYPES,
+    ColumnEncoder,
     Converter,
     FieldColumn,
+    column_encoder,
     encoder,
     quick_encoder,
 )
@@ -43,6 +48,10 @@ _EXCHANGE_FIELDS = (("cd_id", "record_id", 100), ("record_unique_identity", "sou
 _LAST_COLUMNS = ("cd_time", "cd_source", "cd_batch")
 _SOURCE_FIELDS = ("admin_division_code", "provider_uscc")  # what cd_source is made of
 _LAYOUT_FIELDS = frozenset({field for _, field, _ in _EXCHANGE_FIELDS} | set(_SOURCE_FIELDS))
+
+
+Built = tuple[tuple[str, ...], list[Any]]  # the columns a row fills, and the row
+_PENDING: Built = ((), [])  # in build_all, where a row of a layout will be
 
 
 class RowError(ValueError):
@@ -76,8 +85,11 @@ class _Layout:
     others: slice  # of the picked values
     types: tuple[type, ...]
     encoders: tuple[Converter, ...]
+    column_encoders: tuple[ColumnEncoder, ...]  # the encoders, of a column's values
     as_it_is: slice  # of the others
     columns: tuple[str, ...]
+    limits: tuple[int, ...]  # per text
+    source_at: tuple[int, int]  # of the picked values, where what cd_source is made of is
 
 
 class RowBuilder:
@@ -104,21 +116,13 @@ class RowBuilder:
         self._province_code = province_code
         self._department_code = department_code
 
-    def build(self, record: Mapping[str, Any], cd_time: str) -> tuple[tuple[str, ...], list[Any]]:
+    def build(self, record: Mapping[str, Any], cd_time: str) -> Built:
         """The columns and the row of ``record``, ``cd_time`` as written (``cd_time_value``),
         ``cd_batch`` last and unset. Raises ``RowError`` for a record the table cannot hold."""
-        # A record of a layout has its number of fields, and all of them (so no other).
-        for layout in self._layouts.get(len(record), ()):
-            try:
-                values = layout.pick(record)
-            except KeyError:
-                continue
-            break
-        else:
-            learnt = self._learn(record)
-            if learnt is None:
-                return self.all_columns, self._by_field(record, cd_time)
-            layout, values = learnt, learnt.pick(record)
+        picked = self._pick(record)
+        if picked is None:
+            return self.all_columns, self._by_field(record, cd_time)
+        layout, values = picked
         texts = values[layout.texts]
         others = values[layout.others]
         try:
@@ -134,6 +138,70 @@ class RowBuilder:
             pass
         return self.all_columns, self._by_field(record, cd_time)
 
+    def build_all(self, records: Sequence[Mapping[str, Any]], cd_time: str) -> list[Built | RowError]:
+        """``build`` of each record, in order: its columns and row, or the ``RowError`` it raises.
+        The records of a layout are checked and encoded a column at a time, by C-level passes over
+        all their values; if any of them is not well-formed, they are built one by one."""
+        built: list[Built | RowError] = []
+        layouts: dict[int, tuple[_Layout, list[int], list[tuple[Any, ...]]]] = {}
+        for index, record in enumerate(records):
+            picked = self._pick(record)
+            if picked is None:
+                built.append(self._built(record, cd_time))
+                continue
+            built.append(_PENDING)
+            layout, values = picked
+            of_layout = layouts.get(id(layout))
+            if of_layout is None:
+                of_layout = layouts[id(layout)] = (layout, [], [])
+            of_layout[1].append(index)
+            of_layout[2].append(values)
+        for layout, indices, picked_values in layouts.values():
+            rows = self._rows(layout, [records[i] for i in indices], picked_values, cd_time)
+            for index, row in zip(indices, rows, strict=True):
+                built[index] = self._built(records[index], cd_time) if row is None else (layout.columns, row)
+        return built
+
+    def _built(self, record: Mapping[str, Any], cd_time: str) -> Built | RowError:
+        try:
+            return self.build(record, cd_time)
+        except RowError as exc:
+            return exc
+
+    def _rows(self, layout: _Layout, records: list[Mapping[str, Any]], values: list[tuple[Any, ...]],
+              cd_time: str) -> list[list[Any]] | list[None]:
+        """The rows of ``records`` of ``layout`` (``values``: their picked values), checked as ``build``
+        checks one; Nones if any of them is not well-formed."""
+        count = len(records)
+        columns = list(zip(*values, strict=True))  # per picked field, its values
+        texts, others = columns[layout.texts], columns[layout.others]
+        try:
+            if (all(map(_fit, texts, layout.limits)) and OPERATIONS.issuperset(texts[2])
+                    and all(map(_of_type, others, layout.types))):
+                sources = list(map(self._sources.get, zip(*(columns[i] for i in layout.source_at), strict=True)))
+                if None in sources:
+                    sources = [source or self._cd_source(record)
+                               for source, record in zip(sources, records, strict=True)]
+                # The encoded columns come first among the others.
+                encoded = [encode(column) for encode, column in zip(layout.column_encoders, others, strict=False)]
+                return list(map(list, zip(*texts, *encoded, *others[layout.as_it_is], repeat(cd_time, count),
+                                          sources, repeat(None, count), strict=True)))
+        except (ValueError, TypeError):  # RowError is a ValueError
+            pass
+        return [None] * count
+
+    def _pick(self, record: Mapping[str, Any]) -> tuple[_Layout, tuple[Any, ...]] | None:
+        """The layout of ``record`` (learnt now if new) and its values as the layout picks them; None
+        for a record built field by field."""
+        # A record of a layout has its number of fields, and all of them (so no other).
+        for layout in self._layouts.get(len(record), ()):
+            try:
+                return layout, layout.pick(record)
+            except KeyError:
+                continue
+        learnt = self._learn(record)
+        return None if learnt is None else (learnt, learnt.pick(record))
+
     def _learn(self, record: Mapping[str, Any]) -> _Layout | None:
         """The layout of records with the fields of ``record``, remembered; None if the fields of the
         exchange columns are not all there (such records are refused field by field) or enough
@@ -144,9 +212,12 @@ class RowBuilder:
         texts = [c for c in self._columns.values() if c.type in TEXT_TYPES and c.name in record]
         typed = {c.name: quick_encoder(c, self._dialect) for c in self._columns.values()
                  if c.type not in TEXT_TYPES and c.name in record}
+        # The record's own keys: the records of a mapping share them (orjson's key cache, the mapping's
+        # names), and a key found by identity is not compared.
+        own = {key: key for key in keys}
         # Those with an encoder first.
-        others = sorted(typed, key=lambda name: typed[name][1] is None)
-        picked = [field for _, field, _ in _EXCHANGE_FIELDS] + [c.name for c in texts] + others
+        others = [own[name] for name in sorted(typed, key=lambda name: typed[name][1] is None)]
+        picked = [own[field] for _, field, _ in _EXCHANGE_FIELDS] + [own[c.name] for c in texts] + others
         chosen = set(picked)
         picked += [key for key in keys if key not in chosen]  # no column: only to know the layout
         limits = [limit for _, _, limit in _EXCHANGE_FIELDS] + [c.length or sys.maxsize for c in texts]
@@ -156,9 +227,11 @@ class RowBuilder:
             texts=slice(0, len(limits)),
             cut="".join("%s" if limit == sys.maxsize else f"%.{limit}s" for limit in limits),
             others=slice(len(limits), len(limits) + len(others)), types=tuple(typed[name][0] for name in others),
-            encoders=encoders, as_it_is=slice(len(encoders), None),
+            encoders=encoders, column_encoders=tuple(map(column_encoder, encoders)),
+            as_it_is=slice(len(encoders), None),
             columns=(*(column for column, _, _ in _EXCHANGE_FIELDS), *(c.name for c in texts), *others,
-                     *_LAST_COLUMNS))
+                     *_LAST_COLUMNS),
+            limits=tuple(limits), source_at=(picked.index(_SOURCE_FIELDS[0]), picked.index(_SOURCE_FIELDS[1])))
         self._layouts.setdefault(layout.size, []).append(layout)
         self._layouts_left -= 1
         return layout
@@ -211,6 +284,17 @@ class RowBuilder:
         if not CD_SOURCE.fullmatch(source):
             raise RowError("provider_uscc", "cd_source must be <6 digits>|<18-character USCC>")
         return source
+
+
+def _fit(texts: tuple[Any, ...], limit: int) -> bool:
+    """Texts (join refuses anything else), none empty, none longer than ``limit``."""
+    "".join(texts)  # a TypeError unless all are texts
+    return all(texts) and max(map(len, texts)) <= limit
+
+
+def _of_type(values: tuple[Any, ...], expected: type) -> bool:
+    """All of exactly the ``expected`` type (no bool for an integer)."""
+    return set(map(type, values)) == {expected}
 
 
 def _required(record: Mapping[str, Any], field: str) -> str:

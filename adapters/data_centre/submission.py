@@ -47,8 +47,8 @@ class Written:
 
     def outcomes(self, rows: Sequence[Row], cd_time: str, out: dict[str, DeliveryResult]) -> None:
         """The result of every row into ``out``. One receipt per table, shared by the results of its
-        rows (receipts are read, never changed); arguments by position: keywords cost a dictionary
-        per result."""
+        rows (receipts are read, never changed); a delivered row's result made from its fields as
+        they are, without the Python-level ``__new__`` of a NamedTuple."""
         receipts: dict[str, dict[str, Any]] = {}
         refused, existing = self.refused, self.existing
         for rid, target, _, _ in rows:
@@ -62,7 +62,7 @@ class Written:
                 receipt = receipts.get(table)
                 if receipt is None:
                     receipt = receipts[table] = {"table": table, "cd_batch": self.cd_batch, "cd_time": cd_time}
-                out[rid] = DeliveryResult(rid, "delivered", None, None, receipt)
+                out[rid] = tuple.__new__(DeliveryResult, (rid, "delivered", None, None, receipt, None))
 
 
 class SubmissionWriter:
