@@ -16,6 +16,7 @@ import pytest
 
 from gateway.auth import hash_api_key
 from gateway.envelope import Envelope
+from gateway.publisher import PublishResult
 from gateway.runtime import Runtime
 from gateway.stores.rejections import RejectedRow
 from tests.conftest import SAMPLES
@@ -231,6 +232,28 @@ async def test_a_department_onboarded_through_the_api_pushes_with_its_issued_key
         assert in_use.status_code == 409 and in_use.json()["detail"]["code"] == "DEPARTMENT_IN_USE"
 
 
+def batch_files_runtime(tmp_path: Path) -> Runtime:
+    """A batch-file connector of the eco department, with its three formats' mappings."""
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    return embedded_runtime(
+        tmp_path, [{"id": "batch-files", "type": "batch_files", "department": "eco",
+                    "mappings": {"csv": "batch-files.penalty-csv", "xlsx": "batch-files.penalty-xlsx",
+                                 "xml": "batch-files.penalty-xml"},
+                    "options": {"exchange_root": str(exchange)}}],
+        departments=[{"code": "eco", "name": "生态环境局", "api_key_hashes": [hash_api_key(ECO_KEY)],
+                      "provider_uscc": AGENCY_USCC, "admin_division_code": "330106"}])
+
+
+async def publish_csv_row(runtime: Runtime, row: dict[str, str]) -> PublishResult:
+    """``row`` published as the connector publishes a CSV file's chunk."""
+    return await runtime.publisher.publish(Envelope(
+        connector="batch-files", payload=[row], received_at=datetime.now(UTC), department="eco",
+        records_inline=True, meta={"variant": "csv", "provider_uscc": "113301220025023382",
+                                   "file_mtime": "2025-06-12T17:31:02+08:00", "row_offset": 0,
+                                   "row_numbers": [1]}))
+
+
 async def test_a_rejected_batch_file_row_is_resubmitted_through_the_files_mapping_variant(tmp_path: Path) -> None:
     """A batch-file connector maps csv, xlsx and xml rows differently: the rejection remembers the
     variant, and the corrected row (sent with no file, so no file time) is mapped as the file's rows
@@ -239,22 +262,10 @@ async def test_a_rejected_batch_file_row_is_resubmitted_through_the_files_mappin
     good = next(csv.DictReader(io.StringIO(text, newline="")))
     uscc = good["统一社会信用代码"]
     bad = {**good, "统一社会信用代码": uscc[:-1] + ("0" if uscc[-1] != "0" else "1")}  # a wrong check digit
-    exchange = tmp_path / "exchange"
-    exchange.mkdir()
-    runtime = embedded_runtime(
-        tmp_path, [{"id": "batch-files", "type": "batch_files", "department": "eco",
-                    "mappings": {"csv": "batch-files.penalty-csv", "xlsx": "batch-files.penalty-xlsx",
-                                 "xml": "batch-files.penalty-xml"},
-                    "options": {"exchange_root": str(exchange)}}],
-        departments=[{"code": "eco", "name": "生态环境局", "api_key_hashes": [hash_api_key(ECO_KEY)],
-                      "provider_uscc": AGENCY_USCC, "admin_division_code": "330106"}])
+    runtime = batch_files_runtime(tmp_path)
     eco = {"X-API-Key": ECO_KEY}
     async with serving(runtime) as base, httpx.AsyncClient(base_url=base) as client:
-        published = await runtime.publisher.publish(Envelope(  # as the connector publishes a file's chunk
-            connector="batch-files", payload=[bad], received_at=datetime.now(UTC), department="eco",
-            records_inline=True, meta={"variant": "csv", "provider_uscc": "113301220025023382",
-                                       "file_mtime": "2025-06-12T17:31:02+08:00", "row_offset": 0,
-                                       "row_numbers": [1]}))
+        published = await publish_csv_row(runtime, bad)
         assert [o.status for o in published.outcomes] == ["rejected"]
         (rejection,) = (await client.get("/departments/eco/rejections", headers=eco)).json()["items"]
 
@@ -271,22 +282,10 @@ async def test_a_targets_rejection_of_a_batch_file_row_is_resubmitted_with_the_v
     which to choose (before: 409 RESUBMIT_UNAVAILABLE, as if the connector were gone)."""
     text = (SAMPLES / "batch-files" / "113301220025023382_XZCF_20250612_001.csv").read_bytes().decode("gb18030")
     good = next(csv.DictReader(io.StringIO(text, newline="")))
-    exchange = tmp_path / "exchange"
-    exchange.mkdir()
-    runtime = embedded_runtime(
-        tmp_path, [{"id": "batch-files", "type": "batch_files", "department": "eco",
-                    "mappings": {"csv": "batch-files.penalty-csv", "xlsx": "batch-files.penalty-xlsx",
-                                 "xml": "batch-files.penalty-xml"},
-                    "options": {"exchange_root": str(exchange)}}],
-        departments=[{"code": "eco", "name": "生态环境局", "api_key_hashes": [hash_api_key(ECO_KEY)],
-                      "provider_uscc": AGENCY_USCC, "admin_division_code": "330106"}])
+    runtime = batch_files_runtime(tmp_path)
     eco = {"X-API-Key": ECO_KEY}
     async with serving(runtime) as base, httpx.AsyncClient(base_url=base) as client:
-        published = await runtime.publisher.publish(Envelope(
-            connector="batch-files", payload=[good], received_at=datetime.now(UTC), department="eco",
-            records_inline=True, meta={"variant": "csv", "provider_uscc": "113301220025023382",
-                                       "file_mtime": "2025-06-12T17:31:02+08:00", "row_offset": 0,
-                                       "row_numbers": [1]}))
+        published = await publish_csv_row(runtime, good)
         (accepted,) = published.outcomes
         await asyncio.to_thread(runtime.store.rejections.add, RejectedRow(  # as settling a refusal writes it
             kind="penalty", connector="batch-files", rejected_at=datetime.now(UTC), department="eco",
