@@ -16,11 +16,14 @@ JSONTree = Any
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why a connector could make no payload of what arrived (undecodable, failed the protocol's
-    own checks): ``code`` a stable English code, ``message`` for people (Chinese first)."""
+    """Something that arrived and could not become a payload (undecodable, failed the protocol's
+    own checks): ``code`` a stable English code, ``message`` for people (Chinese first), ``raw``
+    what arrived, ``location`` where (a topic)."""
 
     code: str
     message: str
+    raw: bytes | str | None = None
+    location: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +37,9 @@ class Envelope:
     JSON path root (``$``), for a file its name. ``raw`` keeps the bytes or text as received, for the
     rejections ledger (``None`` when ``payload`` is the original form). ``records_inline`` says the
     payload is already one record or a list of records (push ingest), so the mapping's ``records``
-    path (written for the source's pages) is not applied. ``refused`` marks what arrived but could not
-    become a payload, from a source that cannot be told (an MQTT device): ingest rejects it whole,
-    so that it lands in the rejections ledger with ``raw``, instead of only in a log.
+    path (written for the source's pages) is not applied. ``refused`` holds, instead of a payload,
+    what arrived from a source that cannot be told (MQTT devices) and could not become one: ingest
+    rejects each, so that it lands in the rejections ledger with its raw bytes, not only in a log.
     """
 
     connector: str
@@ -46,5 +49,5 @@ class Envelope:
     meta: dict[str, Any] = field(default_factory=dict)
     raw: bytes | str | None = None
     records_inline: bool = False
-    refused: Refusal | None = None
+    refused: tuple[Refusal, ...] = ()
     envelope_id: str = field(default_factory=lambda: str(uuid.uuid4()))

@@ -140,8 +140,8 @@ class Ingestor:
                  prepared: list[Prepared] | None = None) -> list[RecordOutcome]:
         """Each record's outcome; ``prepared``: ``prepare``'s result for this envelope, when it was
         made elsewhere (its cross-record rules and duplicates are judged here, against ``index``)."""
-        if envelope.refused is not None:
-            return [self._refused(mapping, envelope, envelope.refused)]
+        if envelope.refused:
+            return [self._refused(mapping, envelope, i, r) for i, r in enumerate(envelope.refused)]
         meta = self.meta_for(envelope)
         kind = load_standard(mapping.standard_version).kinds[mapping.kind]
         validator = self.validator(mapping.standard_version)
@@ -158,14 +158,13 @@ class Ingestor:
             outcomes.append(outcome)
         return outcomes
 
-    def _refused(self, mapping: CompiledMapping, envelope: Envelope, refused: Refusal) -> RecordOutcome:
-        """The whole envelope rejected, with what arrived as its raw payload (bytes are kept as base64)."""
-        where = str(envelope.meta.get("location") or envelope.meta.get("topic") or "$")
+    def _refused(self, mapping: CompiledMapping, envelope: Envelope, index: int, refused: Refusal) -> RecordOutcome:
+        """A refusal rejected, with what arrived as its raw payload (bytes are kept as base64)."""
+        where = refused.location or str(envelope.meta.get("location") or envelope.meta.get("topic") or "$")
         finding = Finding(code=refused.code, field="$", severity="error", location=where,
                           message_zh=f"报文无法受理（{refused.code}）：{refused.message}",
                           message_en=f"the message was refused ({refused.code}): {refused.message}")
-        raw = envelope.raw if envelope.raw is not None else envelope.payload
-        return self._new_outcome("rejected", 0, mapping.kind, {}, None, (), (finding,), (), where, raw)
+        return self._new_outcome("rejected", index, mapping.kind, {}, None, (), (finding,), (), where, refused.raw)
 
     @staticmethod
     def _view(index: RecordIndex | None, kind: str, prepared: list[Prepared]) -> Any:

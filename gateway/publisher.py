@@ -128,7 +128,7 @@ class Publisher:
         """The envelope mapped and checked record by record in the map pool, started now (before
         its turn: it needs no history), when there is a pool and the envelope is worth it."""
         pool = self._map_pool
-        if pool is None or envelope.refused is not None:
+        if pool is None or envelope.refused:
             return None
         sources = pool.sources_worth_sending(mapping, envelope.payload, envelope.records_inline)
         if sources is None:

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import orjson
@@ -243,11 +244,12 @@ class MqttConnector:
         if settled:
             acknowledge(settled)
         written: list[Incoming] = []
-        for route, message, problem in refused:
-            if await self._keep_refused(route, message, problem, publish):
-                written.append(message)
-            else:
-                acknowledge([message])
+        if refused:
+            kept = await self._keep_refused(refused, publish)
+            written.extend(kept)
+            if len(kept) < len(refused):  # status messages: nothing to write
+                kept_ids = {id(message) for message in kept}
+                acknowledge([message for _, message, _ in refused if id(message) not in kept_ids])
         for group in groups.values():
             await self._publish(group, publish)
             written.extend(group.messages)
@@ -320,22 +322,32 @@ class MqttConnector:
         self._reject(message, refused)
         return refused
 
-    async def _keep_refused(self, route: CompiledRoute, message: Incoming, exc: PayloadError,
-                            publish: Publish) -> bool:
-        """A refused message into the rejections ledger with its bytes (HJ 212's password masked),
-        written before it is acknowledged: a device cannot be answered, so the ledger is where its
-        department sees what it sent. False for a status message: device state, not a record."""
-        if route.route.codec == "status":
-            return False
-        raw = message.payload if route.route.codec != "hj212" else mask_password(message.payload)
-        where = f"topic {message.topic}"
-        envelope = Envelope(connector=self.connector_id, payload=None, raw=raw, refused=Refusal(exc.code, str(exc)),
-                            received_at=datetime.fromtimestamp(message.received_at, UTC),
-                            meta={"variant": route.route.effective_variant, "topic": message.topic,
-                                  "location": where if exc.location is None else f"{where} {exc.location}"})
-        await self._until_stored(lambda: publish(envelope), 1)
-        self._count("records_rejected")
-        return True
+    async def _keep_refused(self, refused: list[tuple[CompiledRoute, Incoming, PayloadError]],
+                            publish: Publish) -> list[Incoming]:
+        """Refused messages into the rejections ledger with their bytes (HJ 212 passwords masked),
+        written before they are acknowledged: a device cannot be answered, so the ledger is where its
+        department sees what it sent. One write per route for the batch (a device sending garbage
+        costs a row each, not a transaction each). Returns those written: not status messages,
+        which are device state, not records."""
+        by_route: dict[int, tuple[CompiledRoute, list[Incoming], list[Refusal]]] = {}
+        for route, message, exc in refused:
+            if route.route.codec == "status":
+                continue
+            raw = message.payload if route.route.codec != "hj212" else mask_password(message.payload)
+            where = f"topic {message.topic}" + ("" if exc.location is None else f" {exc.location}")
+            _, messages, refusals = by_route.setdefault(id(route), (route, [], []))
+            messages.append(message)
+            refusals.append(Refusal(exc.code, str(exc), raw=raw, location=where))
+        kept: list[Incoming] = []
+        for route, messages, refusals in by_route.values():
+            envelope = Envelope(connector=self.connector_id, payload=None, refused=tuple(refusals),
+                                received_at=datetime.fromtimestamp(messages[0].received_at, UTC),
+                                meta={"variant": route.route.effective_variant,
+                                      "location": f"topic {route.subscription}"})
+            await self._until_stored(partial(publish, envelope), len(messages))
+            self._count("records_rejected", len(messages))
+            kept.extend(messages)
+        return kept
 
     def _reject(self, message: Incoming, exc: PayloadError) -> None:
         self._count(f"rejected_{exc.code}")

@@ -143,7 +143,7 @@ async def test_a_batch_is_acknowledged_only_after_the_write_and_a_bad_packet_aft
         if failures:
             raise failures.pop()
         envelopes.append(envelope)
-        if envelope.refused is not None:
+        if envelope.refused:
             return PublishReceipt(envelope_id=envelope.envelope_id, accepted=0, rejected=1, duplicate=0)
         return PublishReceipt(envelope_id=envelope.envelope_id, accepted=2, rejected=0, duplicate=0)
 
@@ -162,13 +162,35 @@ async def test_a_batch_is_acknowledged_only_after_the_write_and_a_bad_packet_aft
     assert telemetry.counts["messages"] == 3 and telemetry.counts["acks"] == 3
     assert telemetry.errors == ["store unavailable: StoreUnavailable"]
     refusal, envelope = envelopes
-    assert refusal.refused is not None and refusal.refused.code == "CRC" and refusal.payload is None
-    assert isinstance(refusal.raw, bytes) and b"PW=***;" in refusal.raw and b"PW=123456" not in refusal.raw
-    assert refusal.meta["variant"] == "hj212" and refusal.meta["location"] == "topic hj212/v1/YR330111000001WS0001/raw"
+    ((refused,), payload) = refusal.refused, refusal.payload
+    assert refused.code == "CRC" and payload is None and refusal.meta["variant"] == "hj212"
+    assert isinstance(refused.raw, bytes) and b"PW=***;" in refused.raw and b"PW=123456" not in refused.raw
+    assert refused.location == "topic hj212/v1/YR330111000001WS0001/raw"
     assert envelope.records_inline and len(envelope.payload) == 2
     assert envelope.meta["topic"] == topic and envelope.meta["region"] == "330106"
     assert envelope.meta["variant"] == "telemetry-json" and envelope.meta["location"] == f"topic {topic}"
     assert "admin_division_code" not in envelope.meta  # the topic segment never overrides the registry
+
+
+async def test_a_batchs_refused_messages_are_written_together_then_acknowledged() -> None:
+    # A device fleet sending garbage costs a ledger row a message, not a transaction each.
+    acked: list[int] = []
+    envelopes: list[Envelope] = []
+
+    async def publish(envelope: Envelope) -> PublishReceipt:
+        assert acked == []
+        envelopes.append(envelope)
+        return PublishReceipt(envelope_id=envelope.envelope_id, accepted=0, rejected=len(envelope.refused),
+                              duplicate=0)
+
+    topic = "iot/v1/330106/YY3301060000771/telemetry"
+    batch = [Incoming(topic, b'{"deviceId": ', mid, 1, False, 100.0 + mid) for mid in range(1, 6)]
+    c = connector(MemoryState())
+    await c.handle(batch, publish, lambda messages: acked.extend(m.mid for m in messages))
+    (envelope,) = envelopes
+    expected = ("MALFORMED", b'{"deviceId": ', f"topic {topic} line 1, column 14")  # where in it
+    assert [(r.code, r.raw, r.location) for r in envelope.refused] == [expected] * 5
+    assert sorted(acked) == [1, 2, 3, 4, 5] and c.counters["records_rejected"] == 5
 
 
 async def test_the_inbox_hands_a_burst_from_another_thread_over_in_batches() -> None:
@@ -386,10 +408,13 @@ async def test_json_payloads_are_read_as_the_codec_reads_them(body: bytes) -> No
         assert c.counters == {**c.counters, f"rejected_{exc.code}": 1}
         assert c.recent_rejections[-1]["message"] == str(exc)
         # kept as a rejection, with the bytes as they came
-        assert [(e.refused, e.payload, e.raw) for e in envelopes] == [(Refusal(exc.code, str(exc)), None, body)]
+        topic = "topic iot/v1/330106/YY3301060000771/telemetry"
+        assert [(e.refused, e.payload) for e in envelopes] == [
+            ((Refusal(exc.code, str(exc), raw=body, location=topic + ("" if exc.location is None
+                                                                       else f" {exc.location}")),), None)]
         return
     if not isinstance(tree, dict):
         assert c.counters["rejected_MALFORMED"] == 1
-        assert [(e.refused and e.refused.code, e.raw) for e in envelopes] == [("MALFORMED", body)]
+        assert [[(r.code, r.raw) for r in e.refused] for e in envelopes] == [[("MALFORMED", body)]]
     else:
         assert [e.payload for e in envelopes] == [tree]
