@@ -18,7 +18,8 @@ from typing import Protocol
 class Hooks(Protocol):
     def envelope_received(self, connector: str) -> None: ...
     def record_outcome(self, connector: str, kind: str, status: str, error_codes: Sequence[str],
-                       department: str | None = None) -> None: ...
+                       department: str | None = None, n: int = 1) -> None:
+        """``n`` records of one envelope with this kind, status and these error codes."""
     def store_write_failed(self, connector: str) -> None: ...
     def delivery_result(self, adapter: str, kind: str, status: str, latency_s: float | None,
                         department: str | None = None) -> None: ...
@@ -32,7 +33,7 @@ class NoHooks:
         return None
 
     def record_outcome(self, connector: str, kind: str, status: str, error_codes: Sequence[str],
-                       department: str | None = None) -> None:
+                       department: str | None = None, n: int = 1) -> None:
         return None
 
     def store_write_failed(self, connector: str) -> None:

@@ -200,10 +200,14 @@ class Publisher:
         if self._on_written is not None and any(o.status == "accepted" for o in outcomes):
             self._on_written()
         counts = {"accepted": 0, "rejected": 0, "duplicate": 0}
+        # The hooks hear of an envelope's outcomes grouped (a chunk of a file: a call, not a thousand).
+        groups: dict[tuple[str, str, tuple[str, ...]], int] = {}
         for outcome in outcomes:
             counts[outcome.status] += 1
-            self._hooks.record_outcome(envelope.connector, outcome.kind, outcome.status,
-                                       [e.code for e in outcome.errors], department=envelope.department)
+            group = (outcome.kind, outcome.status, tuple(e.code for e in outcome.errors) if outcome.errors else ())
+            groups[group] = groups.get(group, 0) + 1
+        for (kind, status, codes), n in groups.items():
+            self._hooks.record_outcome(envelope.connector, kind, status, codes, department=envelope.department, n=n)
         receipt = PublishReceipt(envelope_id=envelope.envelope_id, **counts,
                                  records=tuple(_record_receipt(o) for o in outcomes))
         return PublishResult(receipt=receipt, outcomes=outcomes)

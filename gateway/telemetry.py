@@ -98,8 +98,8 @@ class RuntimeTelemetry:
         self.status.envelopes += 1
         self.status.last_record_at = datetime.now(UTC)  # once per envelope, not per record: ingest is hot
 
-    def outcome(self, status: str) -> None:
-        self.status.records[status] = self.status.records.get(status, 0) + 1
+    def outcome(self, status: str, n: int = 1) -> None:
+        self.status.records[status] = self.status.records.get(status, 0) + n
 
 
 class ConnectorTelemetryTable:
@@ -131,9 +131,9 @@ class CountingHooks:
         self._inner.envelope_received(connector)
 
     def record_outcome(self, connector: str, kind: str, status: str, error_codes: Sequence[str],
-                       department: str | None = None) -> None:
-        self._table.get(connector).outcome(status)
-        self._inner.record_outcome(connector, kind, status, error_codes, department=department)
+                       department: str | None = None, n: int = 1) -> None:
+        self._table.get(connector).outcome(status, n)
+        self._inner.record_outcome(connector, kind, status, error_codes, department=department, n=n)
 
     def store_write_failed(self, connector: str) -> None:
         self._inner.store_write_failed(connector)

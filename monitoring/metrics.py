@@ -160,16 +160,16 @@ class PrometheusHooks:
         self._envelopes.labels(connector).inc()
 
     def record_outcome(self, connector: str, kind: str, status: str, error_codes: Sequence[str],
-                       department: str | None = None) -> None:
+                       department: str | None = None, n: int = 1) -> None:
         dept = self.departments(department)
-        self._records_of(connector, dept, kind, status).inc()
+        self._records_of(connector, dept, kind, status).inc(n)
         for code in set(map(bounded_code, error_codes)) if error_codes else ():
-            self._errors_of(connector, dept, code).inc()
+            self._errors_of(connector, dept, code).inc(n)
         now = time.time()
         if now - self._last_record.get(connector, 0.0) >= LAST_RECORD_RESOLUTION_S:
             self._last_record[connector] = now
             self._connector_last_of(connector).set(now)
-        self.throughput.add(connector)
+        self.throughput.add(connector, n)
 
     def store_write_failed(self, connector: str) -> None:
         self._store_failures.labels(connector).inc()

@@ -17,7 +17,7 @@ class RecordingHooks(NoHooks):
         self.calls: list[tuple[Any, ...]] = []
 
     def record_outcome(self, connector: str, kind: str, status: str, error_codes: Sequence[str],
-                       department: str | None = None) -> None:
+                       department: str | None = None, n: int = 1) -> None:
         self.calls.append(("outcome", connector, status, department))
 
     def connector_event(self, connector: str, name: str, n: int = 1) -> None:

@@ -4,6 +4,8 @@ still being written, and must not be written (nor acknowledged) when the one bef
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -20,7 +22,9 @@ from gateway.publisher import Publisher
 from gateway.stores.db import create_engine_for, init_schema
 from mapping.calendar import WorkingCalendar
 from mapping.catalog import load_catalog
+from monitoring.metrics import PrometheusHooks
 from tests.conftest import MAPPINGS, SAMPLES
+from tests.unit.test_monitoring import samples
 
 SAMPLE = SAMPLES / "batch-files" / "113301220025023382_XZCF_20250612_001.csv"
 FILE = SAMPLE.name
@@ -123,3 +127,27 @@ async def test_an_envelope_judged_over_a_failed_write_is_not_written(tmp_path: P
     again = await publisher.publish(envelope(rows[5:15], 5))  # the source sends it again: judged afresh
     assert [o.status for o in again.outcomes] == ["accepted"] * 10
     assert accepted_count(store) == 10
+
+
+async def test_the_hooks_hear_an_envelopes_outcomes_grouped_and_the_counts_add_up(tmp_path: Path) -> None:
+    bad = SAMPLES / "batch-files" / "113301220025023382_XZCF_20250612_002.csv"
+    rows = list(csv.reader(io.StringIO(bad.read_bytes().decode("gb18030"), newline="")))
+    payload = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    hooks = PrometheusHooks()
+    calls: list[int] = []
+    heard = hooks.record_outcome
+
+    def record_outcome(*args: Any, **kwargs: Any) -> None:
+        calls.append(kwargs.get("n", 1))
+        heard(*args, **kwargs)
+
+    hooks.record_outcome = record_outcome  # type: ignore[method-assign]
+    publisher, store = publisher_over(tmp_path, fail_first=False)
+    publisher._hooks = hooks
+    store.release.set()
+    result = await publisher.publish(envelope(payload, 0))
+    receipt = result.receipt
+    totals = {dict(k)["status"]: v for k, v in samples(hooks, "sgw_records_total").items()}
+    assert totals == {s: n for s, n in (("accepted", receipt.accepted), ("rejected", receipt.rejected),
+                                        ("duplicate", receipt.duplicate)) if n}
+    assert sum(calls) == len(payload) == sum(totals.values()) and len(calls) < len(payload)
