@@ -252,14 +252,15 @@ def _located(findings: list[Finding], mapped: MappedRecord,
              place: Locator) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
     """(errors, warnings), each placed where its field's value came from in the source."""
     if len(findings) == 1:  # the usual case when there is any (BEH-001's warning): no lists
-        finding = findings[0]
-        source = source_path_for(finding.field, mapped.provenance) if finding.field else None
-        only = (finding.at(place(mapped.source_path, mapped.index, source)),)
-        return (only, ()) if finding.is_error else ((), only)
+        only = (_placed(findings[0], mapped, place),)
+        return (only, ()) if findings[0].is_error else ((), only)
     errors: list[Finding] = []
     warnings: list[Finding] = []
     for finding in findings:
-        source = source_path_for(finding.field, mapped.provenance) if finding.field else None
-        placed = finding.at(place(mapped.source_path, mapped.index, source))
-        (errors if finding.is_error else warnings).append(placed)
+        (errors if finding.is_error else warnings).append(_placed(finding, mapped, place))
     return tuple(errors), tuple(warnings)
+
+
+def _placed(finding: Finding, mapped: MappedRecord, place: Locator) -> Finding:
+    source = source_path_for(finding.field, mapped.provenance) if finding.field else None
+    return finding.at(place(mapped.source_path, mapped.index, source))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import ConfigError, MappingError
-from mapping.evaluators import Scope, compile_value
+from mapping.evaluators import Scope, compile_value, constant
 from mapping.findings import Finding
 from mapping.list_values import Finalize, finalizer, typed
 from mapping.loader import SourceMap, read_spec
@@ -111,7 +111,7 @@ class CompiledMapping:
                 ctx.field = plan[0]
                 value = plan[2](src, ctx)
                 if not ctx.findings and ctx.prov_override is None and not ctx.read_record:
-                    plan = (plan[0], plan[1], _constant(value), plan[3], None, None, False)
+                    plan = (plan[0], plan[1], constant(value), plan[3], None, None, False)
             out.append(plan)
         return tuple(out)
 
@@ -195,13 +195,6 @@ class CompiledMapping:
             found.update(overrides)
             self._provenance_variants[overrides] = found
         return found
-
-
-def _constant(value: Any) -> Evaluator:
-    if type(value) is list:  # each record gets its own list
-        items = tuple(value)
-        return lambda src, ctx: list(items)
-    return lambda src, ctx: value
 
 
 def _lists_of_objects(spec: ValueSpec) -> bool:

@@ -167,10 +167,15 @@ def _const(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
         raise SpecProblem("a constant must not be absent (null, empty)")
     if isinstance(value, dict):
         raise SpecProblem("a constant is a text, number, boolean or list")
+    return CompiledValue(constant(value), None, meta_only=True)
+
+
+def constant(value: Any) -> Evaluator:
+    """An evaluator giving ``value`` to every record; a list is copied for each (records own theirs)."""
     if isinstance(value, list):
         items = tuple(value)
-        return CompiledValue(lambda src, ctx: list(items), None, meta_only=True)
-    return CompiledValue(lambda src, ctx: value, None, meta_only=True)
+        return lambda src, ctx: list(items)
+    return lambda src, ctx: value
 
 
 def _meta(spec: ValueSpec, scope: Scope, loc: Loc) -> CompiledValue:
