@@ -226,10 +226,10 @@ class MqttConnector:
                     heard.append(self._telemetry_check(parts, payload))
             except PayloadError as exc:
                 self._reject(message, exc)  # a bad payload never gets better: no retry (contract)
-                refused.append((found.route, message, exc))
+                self._refused(found.route, message, exc, refused, settled)
                 continue
             except Exception as exc:  # noqa: BLE001  # our bug meeting this payload: see _unprocessable
-                refused.append((found.route, message, self._unprocessable(message, exc)))
+                self._refused(found.route, message, self._unprocessable(message, exc), refused, settled)
                 continue
             if verdict is not None:
                 self.devices.seen_all(heard)
@@ -245,11 +245,8 @@ class MqttConnector:
             acknowledge(settled)
         written: list[Incoming] = []
         if refused:
-            kept = await self._keep_refused(refused, publish)
-            written.extend(kept)
-            if len(kept) < len(refused):  # status messages: nothing to write
-                kept_ids = {id(message) for message in kept}
-                acknowledge([message for _, message, _ in refused if id(message) not in kept_ids])
+            await self._keep_refused(refused, publish)
+            written.extend(message for _, message, _ in refused)
         for group in groups.values():
             await self._publish(group, publish)
             written.extend(group.messages)
@@ -322,23 +319,29 @@ class MqttConnector:
         self._reject(message, refused)
         return refused
 
+    @staticmethod
+    def _refused(route: CompiledRoute, message: Incoming, exc: PayloadError,
+                 refused: list[tuple[CompiledRoute, Incoming, PayloadError]], settled: list[Incoming]) -> None:
+        """A refused message to keep in the rejections ledger; a status message (device state, not
+        a record) has nothing to keep, so it is settled at once."""
+        if route.route.codec == "status":
+            settled.append(message)
+        else:
+            refused.append((route, message, exc))
+
     async def _keep_refused(self, refused: list[tuple[CompiledRoute, Incoming, PayloadError]],
-                            publish: Publish) -> list[Incoming]:
+                            publish: Publish) -> None:
         """Refused messages into the rejections ledger with their bytes (HJ 212 passwords masked),
         written before they are acknowledged: a device cannot be answered, so the ledger is where its
         department sees what it sent. One write per route for the batch (a device sending garbage
-        costs a row each, not a transaction each). Returns those written: not status messages,
-        which are device state, not records."""
+        costs a row each, not a transaction each)."""
         by_route: dict[int, tuple[CompiledRoute, list[Incoming], list[Refusal]]] = {}
         for route, message, exc in refused:
-            if route.route.codec == "status":
-                continue
             raw = message.payload if route.route.codec != "hj212" else mask_password(message.payload)
             where = f"topic {message.topic}" + ("" if exc.location is None else f" {exc.location}")
             _, messages, refusals = by_route.setdefault(id(route), (route, [], []))
             messages.append(message)
             refusals.append(Refusal(exc.code, str(exc), raw=raw, location=where))
-        kept: list[Incoming] = []
         for route, messages, refusals in by_route.values():
             envelope = Envelope(connector=self.connector_id, payload=None, refused=tuple(refusals),
                                 received_at=datetime.fromtimestamp(messages[0].received_at, UTC),
@@ -346,8 +349,6 @@ class MqttConnector:
                                       "location": f"topic {route.subscription}"})
             await self._until_stored(partial(publish, envelope), len(messages))
             self._count("records_rejected", len(messages))
-            kept.extend(messages)
-        return kept
 
     def _reject(self, message: Incoming, exc: PayloadError) -> None:
         self._count(f"rejected_{exc.code}")
