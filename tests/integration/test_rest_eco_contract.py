@@ -49,13 +49,19 @@ async def poll(conn: RestPollConnector, published: Published) -> None:
         await conn.close()
 
 
+async def polled(peer: EcoRestServer) -> Published:
+    """One poll of a connector with the default options; what it published."""
+    published = Published()
+    await poll(connector(peer), published)
+    return published
+
+
 async def test_pages_in_the_charset_their_content_type_declares_are_read() -> None:
     peer = EcoRestServer()
     async with peer:
         peer.add(4)
         peer.page_charset = "gb18030"
-        published = Published()
-        await poll(connector(peer), published)
+        published = await polled(peer)
         assert [i["partyName"] for i in published.items] == [r["partyName"] for r in peer.records.values()]
         assert [h.status for h in peer.hits_on(PATH)] == [200, 200]
 
@@ -65,8 +71,7 @@ async def test_gzip_pages_are_read_and_a_page_over_the_size_limit_after_decompre
     async with peer:
         peer.add(3)
         peer.gzip_pages = True
-        published = Published()
-        await poll(connector(peer), published)
+        published = await polled(peer)
         assert len(published.items) == 3
 
         small = connector(peer, max_body_bytes=2_048)  # a 3-item page is ~4 kB of JSON, ~1.5 kB gzipped
@@ -140,8 +145,7 @@ async def test_a_token_lifetime_sent_as_a_numeric_string_is_accepted() -> None:
     async with peer:
         peer.add(1)
         peer.expires_in_as_text = True
-        published = Published()
-        await poll(connector(peer), published)
+        published = await polled(peer)
         assert len(published.items) == 1 and peer.token_requests == 1
 
 
